@@ -1,0 +1,103 @@
+"""What tmbot remembers: generations, key bindings, settings, message links.
+
+Frozen values; the :class:`tmbot.ports.Store` persists them. Credit use is derived from
+generation rows (reserved while running, settled with ``credits_consumed`` when delivered,
+released when failed), so there is no second ledger to drift from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
+
+
+class GenStatus(StrEnum):
+    ACCEPTED = "accepted"  # stored; waiting for a slot on its key
+    SUBMITTING = "submitting"  # the create call is in flight
+    SUBMITTED = "submitted"  # the provider has a task id; being polled
+    COMPLETED = "completed"  # the provider finished; the image is not yet delivered
+    DELIVERED = "delivered"  # final
+    FAILED = "failed"  # final
+
+    @property
+    def final(self) -> bool:
+        return self in (GenStatus.DELIVERED, GenStatus.FAILED)
+
+
+class KeyScope(StrEnum):
+    USER = "user"
+    TEAM = "team"
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """Which binding pays: a user's personal key, or the team's key, for one provider."""
+
+    scope: KeyScope
+    tenant: str
+    owner: str  # the user id for USER; "" for TEAM
+    provider: ProviderName
+
+    @property
+    def lane_id(self) -> str:
+        """Stable identity of the key for the scheduler (limits are per key)."""
+        return f"{self.provider}:{self.scope}:{self.tenant}:{self.owner}"
+
+
+@dataclass(frozen=True)
+class KeyBinding:
+    ref: KeyRef
+    ciphertext: bytes
+    fingerprint: str
+    created_at: float
+    balance: float | None = None  # the provider's last reported remaining credits
+    balance_seen_at: float | None = None
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """Per-user defaults applied to later briefs; flags in a brief still win."""
+
+    provider: ProviderName | None = None
+    model: str | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    taste: str | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    id: str
+    actor: Actor
+    place: Place
+    spec: GenerationSpec
+    key: KeyRef
+    status: GenStatus
+    created_at: float  # epoch seconds, wall clock
+    updated_at: float
+    cost: float | None = None  # credits reserved before submit (price table)
+    task_id: str | None = None
+    estimate_seconds: float | None = None
+    submitted_at: float | None = None
+    completed_at: float | None = None
+    image_url: str | None = None
+    prompt_used: str | None = None
+    expires_at: float | None = None
+    credits_consumed: float | None = None
+    credits_remaining: float | None = None
+    error: str | None = None
+    delivered_at: float | None = None
+    regenerated_from: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageLink:
+    """A platform message that shows a generation (its request card or its image)."""
+
+    platform: str
+    channel: str
+    message_id: str
+    generation_id: str
+    kind: str = "card"  # "card" or "image"
