@@ -1,0 +1,426 @@
+"""The HTTP plumbing both provider clients share.
+
+This is the one place that turns transport failures and HTTP error answers into the
+:mod:`tmbot.errors` tree. Every message is one sentence, carries no key (the key goes only
+into the ``Authorization`` header; anything key-like a provider echoes back is redacted) and
+at most a short excerpt of the provider's own text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+import httpx
+
+from tmbot.domain import ApiKey
+from tmbot.errors import (
+    BadRequest,
+    ConfigError,
+    DownloadFailed,
+    InsufficientCredits,
+    KeyRejected,
+    MalformedResponse,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from tmbot.providers.parsing import (
+    as_float,
+    as_mapping,
+    message_from,
+    provider_text,
+    sentence,
+    walk,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT: Final = 30.0
+#: The bot may have ~1000 tasks in flight across many keys; requests are short, so a
+#: hundred connections per provider is plenty and keeps file descriptors bounded.
+DEFAULT_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+MAX_DOWNLOAD_BYTES: Final = 50 * 1024 * 1024
+USER_AGENT: Final = "tmbot/0.1 (+httpx)"
+
+EXPIRED_MESSAGE: Final = "The image link expired before it could be fetched."
+REBIND_HINT: Final = "bind a new one with `/taste key`"
+
+# A header value must be printable ASCII; anything else would make httpx/h11 raise with the
+# value (the key) in the exception text.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+_REQUIRED_KEYS = frozenset(
+    {
+        "required",
+        "requiredcredits",
+        "creditsrequired",
+        "requiredamount",
+        "amountrequired",
+        "cost",
+        "price",
+        "needed",
+        "need",
+        "creditsneeded",
+    }
+)
+_AVAILABLE_KEYS = frozenset(
+    {
+        "available",
+        "availablecredits",
+        "creditsavailable",
+        "remaining",
+        "remainingcredits",
+        "creditsremaining",
+        "creditsleft",
+        "balance",
+        "currentbalance",
+        "availablebalance",
+    }
+)
+_REQUIRED_TEXT = re.compile(
+    r"(?i)\b(?:requires?|required|needs?|needed|costs?)\b\D{0,24}?(\d+(?:\.\d+)?)"
+)
+_AVAILABLE_TEXT = re.compile(
+    r"(?i)\b(?:available|remaining|balance)\b\D{0,24}?(\d+(?:\.\d+)?)"
+    r"|(\d+(?:\.\d+)?)\s+(?:credits?\s+)?(?:left|remaining|available)\b"
+)
+_BALANCE_WORDS = re.compile(r"(?i)balance|credit|insufficient|quota|fund|payment|billing")
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+def resolve_base_url(explicit: str | None, *, env_var: str, default: str) -> str:
+    """The base URL: ``explicit``, else the environment variable, else ``default``; without
+    a trailing slash. Raises ConfigError for anything that is not an http(s) URL."""
+    raw = explicit if explicit is not None else (os.environ.get(env_var) or default)
+    raw = raw.strip().rstrip("/")
+    try:
+        url = httpx.URL(raw)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"{env_var} must be an http(s) URL such as {default}.")
+    return raw
+
+
+def make_client(timeout: float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
+    """The AsyncClient a provider client owns when none is injected."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout),
+        limits=DEFAULT_LIMITS,
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+    )
+
+
+# --- reading error answers -------------------------------------------------------------
+
+
+def _json_or_none(response: httpx.Response) -> object:
+    try:
+        return json.loads(response.content)
+    except (ValueError, RecursionError):
+        return None
+
+
+def error_message(data: object, text: str | None, key: ApiKey | None) -> str | None:
+    """The provider's own explanation from an error body, made safe and short.
+
+    Accepts ``{"error": {"code": …, "error_message"|"message": …}}``, ``{"error": "…"}``,
+    a top-level ``message``/``detail`` and plain non-HTML text."""
+    found: str | None = None
+    mapping = as_mapping(data)
+    if mapping is not None:
+        error = mapping.get("error")
+        if error is not None:
+            found = message_from(error)
+        if found is None:
+            found = message_from({k: v for k, v in mapping.items() if k != "error"})
+    elif data is not None:
+        found = message_from(data)
+    if found is None and data is None and text:
+        stripped = text.strip()
+        if stripped and not stripped.startswith("<"):
+            found = stripped
+    return provider_text(found, key)
+
+
+def find_amounts(data: object, text: str | None = None) -> tuple[float | None, float | None]:
+    """(required, available) credits from a 402/403 body, searched loosely: any nesting,
+    several key spellings, numbers as strings; falls back to the message text."""
+    required: float | None = None
+    available: float | None = None
+    for raw_key, value in walk(data):
+        norm = raw_key.lower().replace("_", "").replace("-", "")
+        number = as_float(value)
+        if number is None:
+            continue
+        if required is None and norm in _REQUIRED_KEYS:
+            required = number
+        elif available is None and norm in _AVAILABLE_KEYS:
+            available = number
+    if text:
+        if required is None and (m := _REQUIRED_TEXT.search(text)):
+            required = as_float(m.group(1))
+        if available is None and (m := _AVAILABLE_TEXT.search(text)):
+            available = as_float(m.group(1) or m.group(2))
+    return required, available
+
+
+def parse_retry_after(response: httpx.Response, data: object = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta-seconds or an HTTP-date, measured against
+    the answer's own ``Date`` header when present), else a ``retry_after`` body field."""
+    header = response.headers.get("retry-after")
+    if header is not None:
+        value = header.strip()
+        seconds = as_float(value)
+        if seconds is not None:
+            return max(0.0, seconds)
+        try:
+            when = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+        if when is not None:
+            now = time.time()
+            date_header = response.headers.get("date")
+            if date_header:
+                try:
+                    now = parsedate_to_datetime(date_header).timestamp()
+                except (TypeError, ValueError, IndexError, OverflowError):
+                    now = time.time()
+            return max(0.0, when - now)
+    mapping = as_mapping(data)
+    if mapping is not None:
+        for key in ("retry_after", "retry_after_seconds", "retryAfter"):
+            seconds = as_float(mapping.get(key))
+            if seconds is not None:
+                return max(0.0, seconds)
+        error = as_mapping(mapping.get("error"))
+        if error is not None:
+            seconds = as_float(error.get("retry_after"))
+            if seconds is not None:
+                return max(0.0, seconds)
+    return None
+
+
+def _with_detail(head: str, detail: str | None) -> str:
+    return sentence(f"{head}: {detail}" if detail else head)
+
+
+def _whole(value: float | None, *, up: bool) -> int | None:
+    if value is None:
+        return None
+    return math.ceil(value) if up else math.floor(value)
+
+
+def _credits_error(
+    label: str, status: int, required: float | None, available: float | None
+) -> InsufficientCredits:
+    need = _whole(required, up=True)
+    have = _whole(available, up=False)
+    head = f"{label} says this key does not have enough credits ({status})"
+    if need is not None and have is not None:
+        text = f"{head}: the image needs {need} and {have} are left."
+    elif need is not None:
+        text = f"{head}: the image needs {need}."
+    elif have is not None:
+        text = f"{head}: {have} are left."
+    else:
+        text = f"{head}; top it up or bind another key with `/taste key`."
+    return InsufficientCredits(text, status=status, required=need, available=have)
+
+
+def error_for_response(
+    response: httpx.Response, *, label: str, key: ApiKey | None = None
+) -> ProviderError:
+    """The error for a non-2xx answer (also used for tests of the mapping itself)."""
+    status = response.status_code
+    data = _json_or_none(response)
+    try:
+        text: str | None = response.text
+    except (ValueError, LookupError):
+        text = None
+    detail = error_message(data, text, key)
+
+    if status == 400:
+        return BadRequest(_with_detail(f"{label} refused the request (400)", detail), status=400)
+    if status == 401:
+        return KeyRejected(f"{label} rejected this API key (401); {REBIND_HINT}.", status=401)
+    if status == 402:
+        required, available = find_amounts(data, detail)
+        return _credits_error(label, 402, required, available)
+    if status == 403:
+        haystack = " ".join(filter(None, (detail, (text or "")[:2000])))
+        if _BALANCE_WORDS.search(haystack):
+            required, available = find_amounts(data, detail)
+            return _credits_error(label, 403, required, available)
+        return KeyRejected(
+            _with_detail(
+                f"{label} refused this API key permission (403); check the key's permissions "
+                f"or {REBIND_HINT}",
+                detail,
+            ),
+            status=403,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(response, data)
+        head = f"{label} is rate-limiting this key (429)"
+        if retry_after is not None:
+            head += f" and asked to wait {math.ceil(retry_after)} s"
+        return RateLimited(sentence(head), status=429, retry_after=retry_after)
+    if status in (408, 425) or status >= 500:
+        what = "timed out" if status in (408, 504) else "is unavailable right now"
+        return ProviderUnavailable(
+            _with_detail(f"{label} {what} (HTTP {status})", detail), status=status
+        )
+    if 400 <= status < 500:
+        return BadRequest(
+            _with_detail(f"{label} refused the request (HTTP {status})", detail), status=status
+        )
+    return MalformedResponse(f"{label} answered with an unexpected HTTP {status}.", status=status)
+
+
+# --- the shared client -----------------------------------------------------------------
+
+
+def auth_headers(key: ApiKey, label: str) -> dict[str, str]:
+    if not _HEADER_SAFE.fullmatch(key.secret):
+        raise KeyRejected(
+            f"This {label} API key contains characters that cannot be sent; {REBIND_HINT}."
+        )
+    return {"Authorization": f"Bearer {key.secret}", "Accept": "application/json"}
+
+
+class ProviderHttp:
+    """One provider's base URL and AsyncClient, with error mapping built in."""
+
+    def __init__(
+        self,
+        *,
+        label: str,
+        base_url: str,
+        client: httpx.AsyncClient | None,
+        timeout: float,
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+    ) -> None:
+        self.label = label
+        self.base_url = base_url
+        self.timeout = httpx.Timeout(timeout)
+        self.max_download_bytes = max_download_bytes
+        self._owns_client = client is None
+        self._client = client if client is not None else make_client(timeout)
+
+    async def aclose(self) -> None:
+        if self._owns_client and not self._client.is_closed:
+            await self._client.aclose()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: ApiKey,
+        json_body: Mapping[str, object] | None = None,
+        params: Mapping[str, str] | None = None,
+        task_id: str | None = None,
+    ) -> Mapping[str, object]:
+        """Send one API request; return the JSON object of a 2xx answer or raise a
+        ProviderError (never an httpx error)."""
+        headers = auth_headers(key, self.label)
+        what = f"{method} {path}" + (f" task={task_id}" if task_id else "")
+        try:
+            response = await self._client.request(
+                method,
+                self.base_url + path,
+                json=json_body,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except httpx.TimeoutException as exc:
+            log.debug("%s -> %s", what, type(exc).__name__)
+            raise ProviderUnavailable(f"{self.label} did not answer in time.") from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            log.debug("%s -> %s", what, type(exc).__name__)
+            raise ProviderUnavailable(
+                f"Could not reach {self.label} (connection failed)."
+            ) from None
+        except RuntimeError as exc:  # e.g. the client was closed under us
+            log.warning("%s -> %s", what, type(exc).__name__)
+            raise ProviderUnavailable(f"Could not reach {self.label} (client closed).") from None
+        status = response.status_code
+        log.debug("%s -> %s", what, status)
+        if not 200 <= status < 300:
+            raise error_for_response(response, label=self.label, key=key)
+        data = as_mapping(_json_or_none(response))
+        if data is None:
+            raise MalformedResponse(
+                f"{self.label} sent an answer the bot could not read (HTTP {status}, not a "
+                "JSON object).",
+                status=status,
+            )
+        return data
+
+    async def download(self, url: str) -> bytes:
+        """GET ``url`` without auth, following redirects, at most ``max_download_bytes``."""
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            raise _permanent(DownloadFailed("The image link is not a web address."))
+        where = f"GET {parsed.host}{parsed.path}"  # no query: it may hold a signature
+        try:
+            async with self._client.stream(
+                "GET", url, follow_redirects=True, timeout=self.timeout
+            ) as response:
+                status = response.status_code
+                log.debug("%s -> %s", where, status)
+                if status in (403, 404, 410):
+                    raise DownloadFailed(EXPIRED_MESSAGE, status=status, expired=True)
+                if not 200 <= status < 300:
+                    raise DownloadFailed(
+                        f"The image could not be fetched (HTTP {status}).", status=status
+                    )
+                declared = as_float(response.headers.get("content-length"))
+                if declared is not None and declared > self.max_download_bytes:
+                    raise _too_big(self.max_download_bytes)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_download_bytes:
+                        raise _too_big(self.max_download_bytes)
+                    chunks.append(chunk)
+        except DownloadFailed:
+            raise
+        except httpx.TimeoutException as exc:
+            log.debug("%s -> %s", where, type(exc).__name__)
+            raise DownloadFailed("The image download timed out.") from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, RuntimeError) as exc:
+            log.debug("%s -> %s", where, type(exc).__name__)
+            raise DownloadFailed("The image could not be fetched (connection failed).") from None
+        body = b"".join(chunks)
+        if not body:
+            raise DownloadFailed("The image link returned an empty file.", status=status)
+        return body
+
+
+def _permanent(error: DownloadFailed) -> DownloadFailed:
+    error.transient = False
+    return error
+
+
+def _too_big(limit: int) -> DownloadFailed:
+    return _permanent(
+        DownloadFailed(f"The image is larger than the {limit // (1024 * 1024)} MB the bot fetches.")
+    )
