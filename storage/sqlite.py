@@ -1,0 +1,687 @@
+"""The embedded default :class:`tmbot.ports.Store`: SQLite through aiosqlite.
+
+One connection per store, in WAL mode, with foreign keys on. aiosqlite runs that connection in
+its own thread; an :class:`asyncio.Lock` lets one Store call at a time use it, so every call is
+exactly one transaction (``BEGIN IMMEDIATE`` … ``COMMIT`` for writes, a single statement for
+reads) and concurrent callers never see each other's half-done work.
+
+The schema lives in numbered files ``storage/migrations/NNN_name.sql`` (package data). At open
+every file whose version is not yet in ``schema_version`` is applied in order, each inside its
+own transaction together with its ``schema_version`` row, so re-opening applies nothing new.
+
+The store never sees a raw API key: key bindings hold Fernet ciphertext and a fingerprint only
+(see :mod:`tmbot.vault`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import aiosqlite
+
+from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
+from tmbot.errors import ConfigError, NotFound
+from tmbot.records import (
+    Generation,
+    GenStatus,
+    KeyBinding,
+    KeyRef,
+    KeyScope,
+    MessageLink,
+    UserSettings,
+)
+
+if TYPE_CHECKING:
+    from tmbot.ports import Store
+
+log = logging.getLogger(__name__)
+
+#: Where the database lives when ``TMBOT_DATABASE_URL`` is not set (relative to the cwd).
+DEFAULT_DATABASE_URL = "sqlite:///tmbot.db"
+
+#: SQLite's name for a private in-memory database (no file, no WAL).
+MEMORY = ":memory:"
+
+#: How long a writer waits for another connection's write lock before failing.
+BUSY_TIMEOUT_MS = 5000
+
+_URL_PREFIX = "sqlite:///"
+_MIGRATION_NAME = re.compile(r"(?P<version>\d+)_(?P<name>[A-Za-z0-9_]+)\.sql")
+_FINAL = (GenStatus.DELIVERED.value, GenStatus.FAILED.value)
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+def path_from_url(url: str) -> Path:
+    """The database file named by a ``sqlite:///…`` URL.
+
+    ``sqlite:///relative/path.db`` is relative to the working directory,
+    ``sqlite:////abs/path.db`` is absolute, ``sqlite:///:memory:`` is an in-memory database.
+    Anything else is a :class:`ConfigError` (which never repeats the URL: it may hold a
+    password).
+    """
+    url = url.strip()
+    if not url.startswith(_URL_PREFIX):
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        what = f"'{scheme}' databases are not supported" if scheme else "it is not a URL"
+        raise ConfigError(
+            f"TMBOT_DATABASE_URL must look like sqlite:///relative/path.db or "
+            f"sqlite:////absolute/path.db; {what}."
+        )
+    rest = url[len(_URL_PREFIX) :]
+    if "?" in rest or "#" in rest:
+        raise ConfigError(
+            "TMBOT_DATABASE_URL must name a file only (sqlite:///path.db); "
+            "query options are not supported."
+        )
+    path = unquote(rest)
+    if not path or path.endswith("/"):
+        raise ConfigError("TMBOT_DATABASE_URL must name a database file, e.g. sqlite:///tmbot.db.")
+    return Path(path)
+
+
+# --- migrations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        """The file split into single statements (semicolons in strings, comments and
+        trigger bodies are respected, courtesy of :func:`sqlite3.complete_statement`)."""
+        out: list[str] = []
+        start = 0
+        for index, char in enumerate(self.sql):
+            if char != ";":
+                continue
+            candidate = self.sql[start : index + 1]
+            if sqlite3.complete_statement(candidate):
+                if _has_code(candidate):
+                    out.append(candidate.strip())
+                start = index + 1
+        tail = self.sql[start:]
+        if _has_code(tail):
+            raise ValueError(f"migration {self.version:03d} ends with an unterminated statement")
+        return out
+
+
+def _has_code(sql: str) -> bool:
+    lines = (line.split("--", 1)[0].strip() for line in sql.splitlines())
+    return any(line and line != ";" for line in lines)
+
+
+def load_migrations() -> list[Migration]:
+    """Every ``storage/migrations/NNN_name.sql`` shipped with the package, in version order.
+
+    Versions must be unique and run 1, 2, 3, … without gaps.
+    """
+    folder = resources.files("storage").joinpath("migrations")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = _MIGRATION_NAME.fullmatch(entry.name)
+        if match is None:
+            raise ValueError(f"migration file name {entry.name!r} is not NNN_name.sql")
+        found.append(
+            Migration(
+                version=int(match["version"]),
+                name=match["name"],
+                sql=entry.read_text(encoding="utf-8"),
+            )
+        )
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise ValueError(f"migration versions must be 1..n without gaps or repeats: {versions}")
+    return found
+
+
+_SCHEMA_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY NOT NULL,
+    name       TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)
+"""
+
+
+async def _migrate(
+    db: aiosqlite.Connection, migrations: Sequence[Migration], *, now: float
+) -> list[int]:
+    """Apply the migrations not yet recorded; returns the versions applied now."""
+    await db.execute(_SCHEMA_VERSION_TABLE)
+    rows = await db.execute_fetchall("SELECT MAX(version) FROM schema_version")
+    newest = next(iter(rows))[0]
+    known = migrations[-1].version if migrations else 0
+    if newest is not None and newest > known:
+        raise ConfigError(
+            f"This database was written by a newer tmbot (schema version {newest}; this one "
+            f"knows up to {known}); upgrade tmbot before using it."
+        )
+    applied: list[int] = []
+    for migration in migrations:
+        # Checked again inside the write transaction, so two processes opening the same new
+        # database at once cannot both apply a migration.
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            done = await db.execute_fetchall(
+                "SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)
+            )
+            if not list(done):
+                for statement in migration.statements():
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, now),
+                )
+                applied.append(migration.version)
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+    if applied:
+        log.info("database schema migrated to version %d", applied[-1])
+    return applied
+
+
+# --- rows <-> records ------------------------------------------------------------------
+
+
+def _key_binding_to_row(binding: KeyBinding) -> tuple[object, ...]:
+    ref = binding.ref
+    return (
+        ref.scope.value,
+        ref.tenant,
+        ref.owner,
+        ref.provider.value,
+        binding.ciphertext,
+        binding.fingerprint,
+        binding.created_at,
+        binding.balance,
+        binding.balance_seen_at,
+    )
+
+
+def _key_binding_from_row(row: sqlite3.Row) -> KeyBinding:
+    return KeyBinding(
+        ref=KeyRef(
+            scope=KeyScope(row["scope"]),
+            tenant=row["tenant"],
+            owner=row["owner"],
+            provider=ProviderName(row["provider"]),
+        ),
+        ciphertext=bytes(row["ciphertext"]),
+        fingerprint=row["fingerprint"],
+        created_at=row["created_at"],
+        balance=row["balance"],
+        balance_seen_at=row["balance_seen_at"],
+    )
+
+
+def _settings_to_row(settings: UserSettings) -> tuple[object, ...]:
+    return (
+        settings.provider.value if settings.provider is not None else None,
+        settings.model,
+        settings.aspect_ratio,
+        settings.resolution,
+        settings.taste,
+    )
+
+
+def _settings_from_row(row: sqlite3.Row) -> UserSettings:
+    provider = row["provider"]
+    return UserSettings(
+        provider=ProviderName(provider) if provider is not None else None,
+        model=row["model"],
+        aspect_ratio=row["aspect_ratio"],
+        resolution=row["resolution"],
+        taste=row["taste"],
+    )
+
+
+#: The generations table's columns, in the order of :func:`_generation_to_row`'s keys.
+_GENERATION_COLUMNS = (
+    "id",
+    "actor_platform",
+    "actor_tenant",
+    "actor_user_id",
+    "actor_is_admin",
+    "actor_display_name",
+    "place_platform",
+    "place_channel",
+    "place_thread",
+    "place_card_message",
+    "spec_provider",
+    "spec_brief",
+    "spec_model",
+    "spec_aspect_ratio",
+    "spec_resolution",
+    "spec_taste",
+    "spec_image_urls",
+    "key_scope",
+    "key_tenant",
+    "key_owner",
+    "key_provider",
+    "status",
+    "created_at",
+    "updated_at",
+    "cost",
+    "task_id",
+    "estimate_seconds",
+    "submitted_at",
+    "completed_at",
+    "image_url",
+    "prompt_used",
+    "expires_at",
+    "credits_consumed",
+    "credits_remaining",
+    "error",
+    "delivered_at",
+    "regenerated_from",
+)
+
+
+def _generation_to_row(g: Generation) -> dict[str, object]:
+    row: dict[str, object] = {
+        "id": g.id,
+        "actor_platform": g.actor.platform,
+        "actor_tenant": g.actor.tenant,
+        "actor_user_id": g.actor.user_id,
+        "actor_is_admin": int(g.actor.is_admin),
+        "actor_display_name": g.actor.display_name,
+        "place_platform": g.place.platform,
+        "place_channel": g.place.channel,
+        "place_thread": g.place.thread,
+        "place_card_message": g.place.card_message,
+        "spec_provider": g.spec.provider.value,
+        "spec_brief": g.spec.brief,
+        "spec_model": g.spec.model,
+        "spec_aspect_ratio": g.spec.aspect_ratio,
+        "spec_resolution": g.spec.resolution,
+        "spec_taste": g.spec.taste,
+        "spec_image_urls": json.dumps(list(g.spec.image_urls), ensure_ascii=False),
+        "key_scope": g.key.scope.value,
+        "key_tenant": g.key.tenant,
+        "key_owner": g.key.owner,
+        "key_provider": g.key.provider.value,
+        "status": g.status.value,
+        "created_at": g.created_at,
+        "updated_at": g.updated_at,
+        "cost": g.cost,
+        "task_id": g.task_id,
+        "estimate_seconds": g.estimate_seconds,
+        "submitted_at": g.submitted_at,
+        "completed_at": g.completed_at,
+        "image_url": g.image_url,
+        "prompt_used": g.prompt_used,
+        "expires_at": g.expires_at,
+        "credits_consumed": g.credits_consumed,
+        "credits_remaining": g.credits_remaining,
+        "error": g.error,
+        "delivered_at": g.delivered_at,
+        "regenerated_from": g.regenerated_from,
+    }
+    return row
+
+
+def _generation_from_row(row: sqlite3.Row) -> Generation:
+    urls: Any = json.loads(row["spec_image_urls"])
+    return Generation(
+        id=row["id"],
+        actor=Actor(
+            platform=row["actor_platform"],
+            tenant=row["actor_tenant"],
+            user_id=row["actor_user_id"],
+            is_admin=bool(row["actor_is_admin"]),
+            display_name=row["actor_display_name"],
+        ),
+        place=Place(
+            platform=row["place_platform"],
+            channel=row["place_channel"],
+            thread=row["place_thread"],
+            card_message=row["place_card_message"],
+        ),
+        spec=GenerationSpec(
+            provider=ProviderName(row["spec_provider"]),
+            brief=row["spec_brief"],
+            model=row["spec_model"],
+            aspect_ratio=row["spec_aspect_ratio"],
+            resolution=row["spec_resolution"],
+            taste=row["spec_taste"],
+            image_urls=tuple(str(url) for url in urls),
+        ),
+        key=KeyRef(
+            scope=KeyScope(row["key_scope"]),
+            tenant=row["key_tenant"],
+            owner=row["key_owner"],
+            provider=ProviderName(row["key_provider"]),
+        ),
+        status=GenStatus(row["status"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        cost=row["cost"],
+        task_id=row["task_id"],
+        estimate_seconds=row["estimate_seconds"],
+        submitted_at=row["submitted_at"],
+        completed_at=row["completed_at"],
+        image_url=row["image_url"],
+        prompt_used=row["prompt_used"],
+        expires_at=row["expires_at"],
+        credits_consumed=row["credits_consumed"],
+        credits_remaining=row["credits_remaining"],
+        error=row["error"],
+        delivered_at=row["delivered_at"],
+        regenerated_from=row["regenerated_from"],
+    )
+
+
+def _message_link_to_row(link: MessageLink) -> tuple[object, ...]:
+    return (link.platform, link.channel, link.message_id, link.generation_id, link.kind)
+
+
+def _message_link_from_row(row: sqlite3.Row) -> MessageLink:
+    return MessageLink(
+        platform=row["platform"],
+        channel=row["channel"],
+        message_id=row["message_id"],
+        generation_id=row["generation_id"],
+        kind=row["kind"],
+    )
+
+
+def _key_params(ref: KeyRef) -> tuple[str, str, str, str]:
+    return (ref.scope.value, ref.tenant, ref.owner, ref.provider.value)
+
+
+# Built once from the constant column names above (identifiers, never values: every value is
+# a bound parameter).
+_INSERT_GENERATION = (
+    "INSERT INTO generations ("  # noqa: S608
+    + ", ".join(_GENERATION_COLUMNS)
+    + ") VALUES ("
+    + ", ".join(f":{c}" for c in _GENERATION_COLUMNS)
+    + ")"
+)
+_UPDATE_GENERATION = (
+    "UPDATE generations SET "  # noqa: S608
+    + ", ".join(f"{c} = :{c}" for c in _GENERATION_COLUMNS if c != "id")
+    + " WHERE id = :id"
+)
+_SELECT_GENERATION = "SELECT " + ", ".join(_GENERATION_COLUMNS) + " FROM generations"  # noqa: S608
+
+
+# --- the store -------------------------------------------------------------------------
+
+
+class SqliteStore:
+    """:class:`tmbot.ports.Store` on one aiosqlite connection. Build it with :meth:`open`."""
+
+    def __init__(
+        self, db: aiosqlite.Connection, *, path: Path, now: Callable[[], float] = time.time
+    ) -> None:
+        self._db = db
+        self._path = path
+        self._now = now
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | Path, *, now: Callable[[], float] = time.time) -> SqliteStore:
+        """Open (creating it and its folder if needed) and migrate the database at ``path``.
+
+        ``":memory:"`` gives a private in-memory database. ``now`` stamps ``updated_at`` and
+        ``applied_at`` columns (wall-clock epoch seconds).
+        """
+        path = Path(path)
+        memory = str(path) == MEMORY
+        if not memory:
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        migrations = await asyncio.to_thread(load_migrations)
+        db = await aiosqlite.connect(
+            MEMORY if memory else str(path),
+            isolation_level=None,  # autocommit; transactions are explicit BEGIN … COMMIT
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            if not memory:
+                rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+                mode = str(next(iter(rows))[0]).lower()
+                if mode != "wal":
+                    log.warning("SQLite refused WAL mode for %s (journal_mode=%s)", path, mode)
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await _migrate(db, migrations, now=now())
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path=path, now=now)
+
+    @classmethod
+    async def from_url(
+        cls, url: str = DEFAULT_DATABASE_URL, *, now: Callable[[], float] = time.time
+    ) -> SqliteStore:
+        """:meth:`open` the database a ``sqlite:///…`` URL names (see :func:`path_from_url`)."""
+        return await cls.open(path_from_url(url), now=now)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            await self._db.close()
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; no other Store call runs on this connection meanwhile."""
+        async with self._lock:
+            db = self._db
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                yield db
+                await db.commit()
+            except BaseException:
+                # Queued behind anything still running in aiosqlite's thread, so it also
+                # undoes a BEGIN whose await was cancelled. A no-op outside a transaction.
+                await db.rollback()
+                raise
+
+    async def _fetch(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        """One read statement (its own implicit transaction)."""
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, tuple(params)))
+
+    # --- keys --------------------------------------------------------------------------
+
+    async def put_key(self, binding: KeyBinding) -> None:
+        async with self._write() as db:
+            await db.execute(
+                """
+                INSERT INTO key_bindings (scope, tenant, owner, provider, ciphertext,
+                                          fingerprint, created_at, balance, balance_seen_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (scope, tenant, owner, provider) DO UPDATE SET
+                    ciphertext = excluded.ciphertext,
+                    fingerprint = excluded.fingerprint,
+                    created_at = excluded.created_at,
+                    balance = excluded.balance,
+                    balance_seen_at = excluded.balance_seen_at
+                """,
+                _key_binding_to_row(binding),
+            )
+
+    async def get_key(self, ref: KeyRef) -> KeyBinding | None:
+        rows = await self._fetch(
+            """
+            SELECT scope, tenant, owner, provider, ciphertext, fingerprint, created_at,
+                   balance, balance_seen_at
+            FROM key_bindings
+            WHERE scope = ? AND tenant = ? AND owner = ? AND provider = ?
+            """,
+            _key_params(ref),
+        )
+        return _key_binding_from_row(rows[0]) if rows else None
+
+    async def delete_key(self, ref: KeyRef) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "DELETE FROM key_bindings"
+                " WHERE scope = ? AND tenant = ? AND owner = ? AND provider = ?",
+                _key_params(ref),
+            )
+            return cursor.rowcount > 0
+
+    async def record_balance(self, ref: KeyRef, *, remaining: float, seen_at: float) -> None:
+        """Only an existing binding is updated, and only by a reading at least as new as the
+        one it holds (answers that arrive out of order do not roll the balance back)."""
+        async with self._write() as db:
+            await db.execute(
+                """
+                UPDATE key_bindings SET balance = ?, balance_seen_at = ?
+                WHERE scope = ? AND tenant = ? AND owner = ? AND provider = ?
+                  AND (balance_seen_at IS NULL OR balance_seen_at <= ?)
+                """,
+                (remaining, seen_at, *_key_params(ref), seen_at),
+            )
+
+    # --- settings ----------------------------------------------------------------------
+
+    async def get_settings(self, tenant: str, user_id: str) -> UserSettings:
+        rows = await self._fetch(
+            "SELECT provider, model, aspect_ratio, resolution, taste FROM users"
+            " WHERE tenant = ? AND user_id = ?",
+            (tenant, user_id),
+        )
+        return _settings_from_row(rows[0]) if rows else UserSettings()
+
+    async def put_settings(self, tenant: str, user_id: str, settings: UserSettings) -> None:
+        async with self._write() as db:
+            await db.execute(
+                """
+                INSERT INTO users (tenant, user_id, provider, model, aspect_ratio, resolution,
+                                   taste, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (tenant, user_id) DO UPDATE SET
+                    provider = excluded.provider,
+                    model = excluded.model,
+                    aspect_ratio = excluded.aspect_ratio,
+                    resolution = excluded.resolution,
+                    taste = excluded.taste,
+                    updated_at = excluded.updated_at
+                """,
+                (tenant, user_id, *_settings_to_row(settings), self._now()),
+            )
+
+    # --- generations -------------------------------------------------------------------
+
+    async def insert_generation(self, generation: Generation) -> None:
+        """Raises :class:`sqlite3.IntegrityError` if the id is already stored."""
+        async with self._write() as db:
+            await db.execute(_INSERT_GENERATION, _generation_to_row(generation))
+
+    async def update_generation(self, generation: Generation) -> None:
+        """Replace the stored row with the same id; :class:`NotFound` if there is none."""
+        async with self._write() as db:
+            cursor = await db.execute(_UPDATE_GENERATION, _generation_to_row(generation))
+            if cursor.rowcount == 0:
+                raise NotFound("That generation no longer exists.")
+
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        rows = await self._fetch(_SELECT_GENERATION + " WHERE id = ?", (generation_id,))
+        return _generation_from_row(rows[0]) if rows else None
+
+    async def unfinished_generations(self) -> list[Generation]:
+        rows = await self._fetch(
+            _SELECT_GENERATION + " WHERE status NOT IN (?, ?) ORDER BY created_at, id",
+            _FINAL,
+        )
+        return [_generation_from_row(row) for row in rows]
+
+    async def recent_generations(
+        self, tenant: str, user_id: str, *, limit: int = 10
+    ) -> list[Generation]:
+        if limit <= 0:
+            return []
+        rows = await self._fetch(
+            _SELECT_GENERATION + " WHERE actor_tenant = ? AND actor_user_id = ?"
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            (tenant, user_id, limit),
+        )
+        return [_generation_from_row(row) for row in rows]
+
+    # --- platform messages -------------------------------------------------------------
+
+    async def link_message(self, link: MessageLink) -> None:
+        """Insert or re-point the link; :class:`NotFound` if the generation is not stored."""
+        try:
+            async with self._write() as db:
+                await db.execute(
+                    """
+                    INSERT INTO message_links (platform, channel, message_id, generation_id,
+                                               kind)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (platform, channel, message_id) DO UPDATE SET
+                        generation_id = excluded.generation_id,
+                        kind = excluded.kind
+                    """,
+                    _message_link_to_row(link),
+                )
+        except sqlite3.IntegrityError as exc:
+            if exc.sqlite_errorname != "SQLITE_CONSTRAINT_FOREIGNKEY":
+                raise
+            raise NotFound("That generation no longer exists.") from None
+
+    async def generation_for_message(
+        self, platform: str, channel: str, message_id: str
+    ) -> str | None:
+        rows = await self._fetch(
+            "SELECT generation_id FROM message_links"
+            " WHERE platform = ? AND channel = ? AND message_id = ?",
+            (platform, channel, message_id),
+        )
+        return str(rows[0]["generation_id"]) if rows else None
+
+    async def messages_for_generation(self, generation_id: str) -> list[MessageLink]:
+        rows = await self._fetch(
+            "SELECT platform, channel, message_id, generation_id, kind FROM message_links"
+            " WHERE generation_id = ? ORDER BY rowid",
+            (generation_id,),
+        )
+        return [_message_link_from_row(row) for row in rows]
+
+
+if TYPE_CHECKING:
+
+    def _is_a_store(store: SqliteStore) -> Store:
+        """mypy proves SqliteStore satisfies the Protocol."""
+        return store
