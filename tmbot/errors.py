@@ -129,3 +129,7 @@ class DownloadFailed(ProviderError):
 
 class ConfigError(TmbotError):
     """The bot itself is misconfigured (bad environment variable, unreadable secret)."""
+
+
+class GenerationTimedOut(ProviderError):
+    """A task did not end before the deadline; it is failed rather than polled forever."""
