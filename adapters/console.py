@@ -1,0 +1,171 @@
+"""The terminal front end: one command per line, one printed line per event.
+
+Lines are the same text as after ``/taste``. ``@bob <command>`` acts as bob; ``regenerate ID``
+(or ``🔁 ID``) makes another of a result, paid by whoever typed it. Images are saved as
+``DIR/tmbot-<id>.png``; an image whose file already exists is not written again, which makes
+delivery idempotent across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+from tmbot.domain import Actor, Place
+from tmbot.engine import Engine, Reply
+from tmbot.errors import TmbotError
+from tmbot.events import Delivered, Event, Failed, Queued, Started
+from tmbot.texts import describe_spec
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "console"
+TENANT = "local"
+PLACE = Place(platform=PLATFORM, channel="console")
+
+Write = Callable[[str], None]
+
+
+def render_error(err: TmbotError) -> str:
+    """The one place where the console turns an error into text."""
+    return f"error: {err.user_message}"
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class ConsoleNotifier:
+    """Prints each event; saves delivered images into ``out_dir``."""
+
+    def __init__(self, out_dir: Path, write: Write = _print) -> None:
+        self.out_dir = out_dir
+        self.write = write
+
+    def path_for(self, generation_id: str) -> Path:
+        return self.out_dir / f"tmbot-{generation_id}.png"
+
+    async def notify(self, event: Event) -> None:
+        gen = event.generation
+        tag = f"[{gen.id}]"
+        match event:
+            case Queued(position=position, eta_seconds=eta):
+                about = f", starts in about {eta:.0f} s" if eta else ""
+                self.write(f"{tag} queued: position {position}{about}")
+            case Started():
+                about = f", about {gen.estimate_seconds:g} s" if gen.estimate_seconds else ""
+                self.write(f"{tag} started (task {gen.task_id}{about})")
+            case Delivered():
+                path = self.path_for(gen.id)
+                fresh = await asyncio.to_thread(self._save, path, event.image)
+                credits = ""
+                if event.credits_used is not None:
+                    credits = f", {event.credits_used:g} credits"
+                    if event.credits_remaining is not None:
+                        credits += f", {event.credits_remaining:g} left"
+                again = "" if fresh else " (already saved)"
+                self.write(
+                    f"{tag} delivered: {path} ({event.width}×{event.height}{credits}){again}"
+                )
+            case Failed(reason=reason):
+                self.write(f"{tag} failed: {reason}")
+
+    def _save(self, path: Path, image: bytes) -> bool:
+        """Write atomically; False when the file was already there (delivered before)."""
+        if path.exists():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(image)
+        os.replace(tmp, path)
+        return True
+
+
+class Console:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        user: str,
+        admins: Iterable[str] = (),
+        write: Write = _print,
+    ) -> None:
+        self.engine = engine
+        self.user = user
+        self.admins = frozenset(admins)
+        self.write = write
+
+    def actor(self, name: str) -> Actor:
+        return Actor(
+            platform=PLATFORM,
+            tenant=TENANT,
+            user_id=name,
+            is_admin=name in self.admins,
+            display_name=name,
+        )
+
+    async def handle_line(self, line: str) -> Reply | None:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            return None
+        name = self.user
+        if text.startswith("@"):
+            head, _, rest = text.partition(" ")
+            name, text = head[1:] or self.user, rest.strip()
+        actor = self.actor(name)
+        try:
+            reply = await self._dispatch(actor, text)
+        except TmbotError as err:
+            self.write(render_error(err))
+            return None
+        self._show(reply)
+        return reply
+
+    async def _dispatch(self, actor: Actor, text: str) -> Reply:
+        word, _, rest = text.partition(" ")
+        if word.lower() in ("regenerate", "🔁") and rest.strip():
+            gen = await self.engine.regenerate(actor, rest.strip())
+            return Reply(f"Accepted {describe_spec(gen.spec)}, another of {rest.strip()}.", gen)
+        return await self.engine.execute(actor, text, PLACE)
+
+    def _show(self, reply: Reply) -> None:
+        if reply.key_form is not None:
+            self.write("The console has no private form: type `key <your key>` instead.")
+            return
+        if reply.generation is not None:
+            self.write(f"[{reply.generation.id}] accepted: {reply.text.removeprefix('Accepted ')}")
+            return
+        self.write(reply.text)
+
+    async def run(self, lines: AsyncIterator[str]) -> int:
+        """Handle every line, then wait until every accepted generation has ended."""
+        async for line in lines:
+            if line.strip().lower() in ("quit", "exit"):
+                break
+            await self.handle_line(line)
+        await self.engine.wait_idle()
+        return 0
+
+
+async def stdin_lines() -> AsyncIterator[str]:
+    """Lines from stdin without blocking the loop (a daemon thread does the reading, so a
+    terminal left open never holds up shutdown)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def reader() -> None:
+        try:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=reader, name="stdin", daemon=True).start()
+    while (line := await queue.get()) is not None:
+        yield line

@@ -1,0 +1,204 @@
+"""`tmbot …` entry points: the one composition root that wires concrete parts together."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from adapters.console import Console, ConsoleNotifier, stdin_lines
+from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, path_from_url
+from tmbot.clock import Clock
+from tmbot.config import Config
+from tmbot.domain import ApiKey
+from tmbot.engine import Engine
+from tmbot.errors import TmbotError
+from tmbot.ports import Notifier
+from tmbot.providers import build_providers
+from tmbot.redact import RedactingFilter, install_redaction
+from tmbot.scheduler import Scheduler, SchedulerSettings
+from tmbot.vault import Vault, key_file_for
+
+log = logging.getLogger(__name__)
+
+DEMO_DATABASE_URL = "sqlite:///.tmbot-demo/tmbot.db"
+DEMO_KEY = "tm_test_demo0000000000000000"
+DEMO_LINES = (
+    "a minimal poster for a Tokyo coffee shop, warm tones, editorial feel --ar 3:4",
+    "a lighthouse at dawn seen from the beach --ar 16:9 --fast --taste realistic-photo",
+)
+
+
+@asynccontextmanager
+async def runtime(
+    config: Config,
+    notifier: Notifier,
+    redactor: RedactingFilter,
+    *,
+    database_url: str | None = None,
+    tastemachine_url: str | None = None,
+    vtrix_url: str | None = None,
+) -> AsyncIterator[Engine]:
+    """Store, vault, providers, scheduler and engine, closed in reverse order."""
+    path = path_from_url(database_url or config.database_url or DEFAULT_DATABASE_URL)
+    store = await SqliteStore.open(path)
+    providers = build_providers(
+        tastemachine_url=tastemachine_url or config.tastemachine_url,
+        vtrix_url=vtrix_url or config.vtrix_url,
+    )
+    try:
+        vault = Vault.from_environment(env=os.environ, key_file=key_file_for(path))
+        clock = Clock(scale=config.time_scale)
+        scheduler = Scheduler(
+            providers=providers,
+            clock=clock,
+            settings=SchedulerSettings(deadline=config.deadline_seconds),
+        )
+        engine = Engine(
+            store=store,
+            vault=vault,
+            providers=providers,
+            notifier=notifier,
+            clock=clock,
+            scheduler=scheduler,
+            on_secret=redactor.register,
+        )
+        try:
+            yield engine
+        finally:
+            await engine.aclose()
+    finally:
+        for provider in providers.values():
+            await provider.aclose()
+        await store.close()
+
+
+async def _console(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
+    notifier = ConsoleNotifier(Path(args.out))
+    async with runtime(config, notifier, redactor) as engine:
+        console = Console(engine, user=args.user, admins=args.admin)
+        await engine.start()
+        return await console.run(stdin_lines())
+
+
+async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
+    from tmbot.simulator import SimConfig, Simulator  # the demo's stand-in for the real APIs
+
+    scale = args.time_scale
+    config = Config(
+        database_url=config.database_url or DEMO_DATABASE_URL,
+        time_scale=scale,
+        deadline_seconds=config.deadline_seconds,
+        log_level=config.log_level,
+    )
+    out = Path(args.out)
+    notifier = ConsoleNotifier(out)
+    async with Simulator(SimConfig(time_scale=scale)) as sim:
+        print(f"tmbot demo: simulated image APIs at {sim.base_url} (time ×{scale:g})")
+        async with runtime(
+            config, notifier, redactor, tastemachine_url=sim.base_url, vtrix_url=sim.base_url
+        ) as engine:
+            console = Console(engine, user="you", admins=["you"])
+            await engine.start()
+            print(f"> key {ApiKey(DEMO_KEY).fingerprint}")
+            await console.handle_line(f"key {DEMO_KEY}")
+            first = None
+            for line in DEMO_LINES:
+                print(f"> {line}")
+                reply = await console.handle_line(line)
+                if first is None and reply is not None and reply.generation is not None:
+                    first = reply.generation.id
+            await engine.wait_idle()
+            if first is not None:
+                print(f"> regenerate {first}")
+                await console.handle_line(f"regenerate {first}")
+                await engine.wait_idle()
+            print("> credits")
+            await console.handle_line("credits")
+            print(f"Images are in {args.out}")
+            if sys.stdin.isatty():
+                print("Type more briefs, `help`, or Ctrl-D to quit.")
+                await console.run(stdin_lines())
+    return 0
+
+
+async def _sim(args: argparse.Namespace) -> int:
+    from tmbot.simulator import SimConfig, run_server
+
+    await run_server(
+        args.host,
+        args.port,
+        SimConfig(
+            time_scale=args.time_scale,
+            task_failure_rate=args.failure_rate,
+            server_error_rate=args.error_rate,
+            timeout_rate=args.timeout_rate,
+            malformed_rate=args.malformed_rate,
+            image_ttl_seconds=args.image_ttl,
+            seed=args.seed,
+        ),
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tmbot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    console = sub.add_parser("console", help="the terminal front end: one command per line")
+    console.add_argument("--user", default=os.environ.get("USER") or "me", help="who you are")
+    console.add_argument(
+        "--admin", action="append", default=[], metavar="NAME", help="a team admin (repeatable)"
+    )
+    console.add_argument("--out", default="tmbot-images", help="where images are saved")
+
+    demo = sub.add_parser("demo", help="run the bot against the bundled simulator")
+    demo.add_argument("--out", default="tmbot-images", help="where images are saved")
+    demo.add_argument("--time-scale", type=float, default=10.0, help="simulated speed-up")
+
+    sim = sub.add_parser("sim", help="serve both image APIs locally (tests, demos)")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sim.add_argument("--time-scale", type=float, default=1.0)
+    sim.add_argument("--failure-rate", type=float, default=0.0, help="tasks that end failed")
+    sim.add_argument("--error-rate", type=float, default=0.0, help="requests answered 500")
+    sim.add_argument("--timeout-rate", type=float, default=0.0, help="requests that hang")
+    sim.add_argument("--malformed-rate", type=float, default=0.0, help="garbled answers")
+    sim.add_argument("--image-ttl", type=float, default=3600.0, help="image URL lifetime (s)")
+    sim.add_argument("--seed", type=int, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if hasattr(args, "out"):
+        args.out = os.path.abspath(args.out)
+    try:
+        config = Config.from_env(os.environ)
+        logging.basicConfig(
+            level=config.log_level,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        # httpx logs every URL at INFO; signed download links do not belong in logs
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        redactor = install_redaction()
+        if args.command == "sim":
+            return asyncio.run(_sim(args))
+        if args.command == "demo":
+            return asyncio.run(_demo(config, args, redactor))
+        return asyncio.run(_console(config, args, redactor))
+    except TmbotError as err:
+        print(f"tmbot: {err.user_message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

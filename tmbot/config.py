@@ -1,0 +1,42 @@
+"""Settings from the environment, read once by the composition root (tmbot.cli)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tmbot.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None = None  # TMBOT_DATABASE_URL; None: storage's embedded default
+    tastemachine_url: str | None = None  # TASTEMACHINE_API_URL
+    vtrix_url: str | None = None  # VTRIX_API_URL
+    time_scale: float = 1.0  # TMBOT_TIME_SCALE: must equal the simulator's when testing
+    deadline_seconds: float = 600.0  # TMBOT_TASK_DEADLINE: provider seconds before giving up
+    log_level: str = "WARNING"  # TMBOT_LOG_LEVEL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        return cls(
+            database_url=env.get("TMBOT_DATABASE_URL") or None,
+            tastemachine_url=env.get("TASTEMACHINE_API_URL") or None,
+            vtrix_url=env.get("VTRIX_API_URL") or None,
+            time_scale=_positive(env, "TMBOT_TIME_SCALE", 1.0),
+            deadline_seconds=_positive(env, "TMBOT_TASK_DEADLINE", 600.0),
+            log_level=(env.get("TMBOT_LOG_LEVEL") or "WARNING").upper(),
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw[:20]!r}.") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero.")
+    return value

@@ -1,0 +1,111 @@
+"""Sentences the core hands to people: help, descriptions of requests, history lines.
+
+Platform-neutral text with `code` spans, which Slack, Discord and the console all render.
+"""
+
+from __future__ import annotations
+
+from tmbot.capabilities import PROVIDERS
+from tmbot.domain import GenerationSpec
+from tmbot.records import Generation, GenStatus
+
+
+def describe_spec(spec: GenerationSpec) -> str:
+    brief = spec.brief if len(spec.brief) <= 60 else spec.brief[:57] + "…"
+    parts = [spec.model, spec.aspect_ratio, spec.resolution]
+    if spec.taste:
+        parts.append(f"taste {spec.taste}")
+    if spec.image_urls:
+        n = len(spec.image_urls)
+        parts.append(f"{n} reference image{'s' if n != 1 else ''}")
+    if spec.provider is not next(iter(PROVIDERS)):
+        parts.append(f"via {PROVIDERS[spec.provider].display_name}")
+    return f"“{brief}” ({', '.join(parts)})"
+
+
+def relative_time(seconds_ago: float) -> str:
+    s = max(0, int(seconds_ago))
+    if s < 60:
+        return "just now" if s < 5 else f"{s} s ago"
+    if s < 3600:
+        return f"{s // 60} min ago"
+    if s < 86400:
+        return f"{s // 3600} h ago"
+    return f"{s // 86400} d ago"
+
+
+_STATUS_WORDS = {
+    GenStatus.ACCEPTED: "waiting",
+    GenStatus.SUBMITTING: "sending",
+    GenStatus.SUBMITTED: "generating",
+    GenStatus.COMPLETED: "downloading",
+    GenStatus.DELIVERED: "delivered",
+    GenStatus.FAILED: "failed",
+}
+
+
+def history_line(gen: Generation, *, now: float) -> str:
+    where = gen.place.channel + (f" (thread {gen.place.thread})" if gen.place.thread else "")
+    line = (
+        f"`{gen.id}` {relative_time(now - gen.created_at)} · {_STATUS_WORDS[gen.status]} · "
+        f"{describe_spec(gen.spec)} · in {where}"
+    )
+    if gen.status is GenStatus.FAILED and gen.error:
+        line += f" · {gen.error}"
+    return line
+
+
+def _choices() -> str:
+    lines = []
+    for caps in PROVIDERS.values():
+        ratios = sorted({r for m in caps.models.values() for r in m.aspect_ratios}, key=_ratio)
+        lines.append(
+            f"• {caps.display_name} (`--provider {caps.provider.value}`): models "
+            f"{', '.join(caps.models)}; resolutions {', '.join(caps.resolutions.values())}; "
+            f"aspect ratios {' '.join(ratios)}; up to {caps.max_reference_images} reference "
+            "images" + (f"; tastes {', '.join(caps.tastes)}" if caps.tastes else "")
+        )
+    return "\n".join(lines)
+
+
+def _ratio(text: str) -> float:
+    w, h = text.split(":")
+    return int(w) / int(h)
+
+
+HELP_GENERAL = """\
+`/taste <brief> [flags] [image URLs]` makes an image and posts it in a thread.
+Flags: `--ar 3:4` aspect ratio · `--pro` / `--fast` / `--model NAME` · `--res 1k|2k|4k` · \
+`--taste realistic-photo` · `--provider vtrix`. Links to images in the text become references.
+Commands: `key` (bind your API key) · `logout` · `credits` · `settings [flags|reset]` · \
+`history` · `help flags` · `team key|budget|channel|show` (admins).
+React 🔁 on a result to make another, paid with your own key or budget."""
+
+
+def help_text(topic: str | None) -> str:
+    if topic in (None, ""):
+        return HELP_GENERAL
+    if topic in ("flags", "models", "ratios"):
+        return "What each provider offers:\n" + _choices()
+    if topic == "key":
+        return (
+            "`/taste key` opens a private form for your API key (`/taste key --provider vtrix` "
+            "for Vtrix). Keys are stored encrypted and only ever shown as their last four "
+            "characters; `/taste logout` removes yours."
+        )
+    if topic == "settings":
+        return (
+            "`/taste settings --ar 3:4 --fast` saves defaults for your later briefs (flags in "
+            "a brief still win); `/taste settings` shows them; `/taste settings reset` clears."
+        )
+    if topic == "credits":
+        return (
+            "`/taste credits` shows which key you're on, its last reported balance, and your "
+            "use. Each image's cost is checked before anything is sent."
+        )
+    if topic == "team":
+        return (
+            "Admins: `/taste team key` binds the team's key; members without their own key "
+            "use it. `/taste team show` lists it."
+        )
+    return HELP_GENERAL
