@@ -32,6 +32,17 @@ class Clock:
         """Provider-time epoch seconds: real now at scale 1, running ``scale`` times faster."""
         return self._origin_wall + (time.monotonic() - self._origin_mono) * self.scale
 
+    def rescaled(self, scale: float) -> Clock:
+        """A clock running at ``scale`` that continues this one's provider time without a
+        jump (the simulator's runtime ``time_scale`` change)."""
+        real_now = time.monotonic()
+        provider_mono = (real_now - self._origin_mono) * self.scale
+        return Clock(
+            scale=scale,
+            _origin_mono=real_now - provider_mono / scale,
+            _origin_wall=self._origin_wall,
+        )
+
     def real_seconds(self, provider_seconds: float) -> float:
         return max(0.0, provider_seconds) / self.scale
 
