@@ -7,6 +7,7 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.procs import bot_env, run_console, sim_process, start_console
@@ -64,14 +65,25 @@ async def test_several_users_and_a_bad_line(tmp_path: Path) -> None:
         assert key not in stdout and key not in stderr
 
 
-async def test_sigkill_mid_flight_resumes_without_resubmitting(tmp_path: Path) -> None:
+FAULTS = (
+    "--error-rate", "0.1", "--timeout-rate", "0.05", "--hang-seconds", "1",
+    "--failure-rate", "0.1", "--seed", "11",
+)  # fmt: skip
+OUTCOME = re.compile(r"^\[(\w+)\] (delivered|failed): ", re.M)
+
+
+@pytest.mark.parametrize("faults", [(), FAULTS], ids=["clean", "faults"])
+async def test_sigkill_mid_flight_resumes_without_resubmitting(
+    tmp_path: Path, faults: tuple[str, ...]
+) -> None:
     """Kill the console while ten tasks run and two wait; a restart with an empty stdin
-    delivers each exactly once and the provider sees twelve creates, not more."""
+    ends each exactly once and the provider sees twelve creates, not more. Under 5xx,
+    timeouts and failed tasks too (none of which creates a task twice)."""
     scale = 10.0  # 30 s tasks take about 3 s: long enough to kill mid-flight
     db, out = tmp_path / "bot.db", tmp_path / "images"
     briefs = [f"poster number {i} --ar 4:5" for i in range(12)]
-    async with sim_process("--time-scale", str(scale)) as sim:
-        env = bot_env(sim.url, db, scale=scale)
+    async with sim_process("--time-scale", str(scale), *faults) as sim:
+        env = bot_env(sim.url, db, scale=scale, extra={"TMBOT_HTTP_TIMEOUT": "0.5"})
         proc = await start_console(env, out, "--user", "alice")
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write("".join(f"{b}\n" for b in [f"key {ALICE}", *briefs]).encode())
@@ -93,9 +105,12 @@ async def test_sigkill_mid_flight_resumes_without_resubmitting(tmp_path: Path) -
     assert code == 0, stderr
     ids = ACCEPTED.findall("".join(first_run))
     assert len(ids) == 12
-    delivered = [m[0] for m in DELIVERED.findall(second)]
-    assert sorted(delivered) == sorted(ids), second
-    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"tmbot-{i}.png" for i in ids)
+    ended = OUTCOME.findall("".join(first_run) + second)
+    assert sorted(i for i, _ in ended) == sorted(ids), second  # each ends exactly once
+    delivered = {i for i, outcome in ended if outcome == "delivered"}
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"tmbot-{i}.png" for i in delivered)
+    if not faults:
+        assert len(delivered) == 12
     totals = stats["totals"]
     assert totals["tasks_created"] == 12  # the ten running were polled again, not re-sent
     assert totals["rate_limited"] == 0

@@ -50,6 +50,7 @@ async def runtime(
     providers = build_providers(
         tastemachine_url=tastemachine_url or config.tastemachine_url,
         vtrix_url=vtrix_url or config.vtrix_url,
+        timeout=config.http_timeout,
     )
     try:
         vault = Vault.from_environment(env=os.environ, key_file=key_file_for(path))
@@ -94,6 +95,7 @@ async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFil
         database_url=config.database_url or DEMO_DATABASE_URL,
         time_scale=scale,
         deadline_seconds=config.deadline_seconds,
+        http_timeout=config.http_timeout,
         log_level=config.log_level,
     )
     out = Path(args.out)
@@ -140,6 +142,7 @@ async def _sim(args: argparse.Namespace) -> int:
             timeout_rate=args.timeout_rate,
             malformed_rate=args.malformed_rate,
             image_ttl_seconds=args.image_ttl,
+            hang_seconds=args.hang_seconds,
             seed=args.seed,
         ),
     )
@@ -168,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--failure-rate", type=float, default=0.0, help="tasks that end failed")
     sim.add_argument("--error-rate", type=float, default=0.0, help="requests answered 500")
     sim.add_argument("--timeout-rate", type=float, default=0.0, help="requests that hang")
+    sim.add_argument(
+        "--hang-seconds", type=float, default=35.0, help="how long a hanging request hangs"
+    )
     sim.add_argument("--malformed-rate", type=float, default=0.0, help="garbled answers")
     sim.add_argument("--image-ttl", type=float, default=3600.0, help="image URL lifetime (s)")
     sim.add_argument("--seed", type=int, default=None)

@@ -15,6 +15,7 @@ class Config:
     vtrix_url: str | None = None  # VTRIX_API_URL
     time_scale: float = 1.0  # TMBOT_TIME_SCALE: must equal the simulator's when testing
     deadline_seconds: float = 600.0  # TMBOT_TASK_DEADLINE: provider seconds before giving up
+    http_timeout: float = 30.0  # TMBOT_HTTP_TIMEOUT: real seconds per API request
     log_level: str = "WARNING"  # TMBOT_LOG_LEVEL
 
     @classmethod
@@ -25,6 +26,7 @@ class Config:
             vtrix_url=env.get("VTRIX_API_URL") or None,
             time_scale=_positive(env, "TMBOT_TIME_SCALE", 1.0),
             deadline_seconds=_positive(env, "TMBOT_TASK_DEADLINE", 600.0),
+            http_timeout=_positive(env, "TMBOT_HTTP_TIMEOUT", 30.0),
             log_level=(env.get("TMBOT_LOG_LEVEL") or "WARNING").upper(),
         )
 
