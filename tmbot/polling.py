@@ -21,7 +21,7 @@ _Key = tuple[Profile, bool]  # (profile, whether the provider gave an estimate)
 class PollPolicy:
     #: longest gap between polls inside the expected window (provider seconds): bounds the
     #: delay between the task finishing and us noticing
-    step: float = 1.5
+    step: float = 1.8
     #: never poll more often than this
     min_interval: float = 0.5
     #: past the expected window, gaps grow by this factor up to ``max_interval``
@@ -67,8 +67,9 @@ class PollPlanner:
         p = self.policy
         early, late = self.expected_window(profile, estimate)
         if elapsed < early:
-            # first look a little after the earliest expected end
-            first = early + min(p.step, (late - early)) / 2
+            # First look one step after the earliest expected end: whatever ended before
+            # is noticed within a step, and a narrow window is covered by a single poll.
+            first = early + min(p.step, late - early)
             return max(p.min_interval, first - elapsed)
         if elapsed < late:
             span = late - early
