@@ -1,9 +1,10 @@
 """The terminal front end: one command per line, one printed line per event.
 
 Lines are the same text as after ``/taste``. ``@bob <command>`` acts as bob; ``regenerate ID``
-(or ``🔁 ID``) makes another of a result, paid by whoever typed it. Images are saved as
-``DIR/tmbot-<id>.png``; an image whose file already exists is not written again, which makes
-delivery idempotent across restarts.
+(or ``🔁 ID``) makes another of a result, paid by whoever typed it; ``delete ID`` (or
+``🗑 ID``) deletes one (its requester or an admin), which here removes the saved file. Images are
+saved as ``DIR/tmbot-<id>.png``; an image whose file already exists is not written again, which
+makes delivery idempotent across restarts.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
+from tmbot.capabilities import caps
 from tmbot.domain import Actor, Place
 from tmbot.engine import Engine, Reply
 from tmbot.errors import TmbotError
@@ -65,10 +67,12 @@ class ConsoleNotifier:
                 path = self.path_for(gen.id)
                 fresh = await asyncio.to_thread(self._save, path, event.image)
                 credits = ""
+                priced = any(m.cost for m in caps(gen.spec.provider).models.values())
                 if event.credits_used is not None:
-                    credits = f", {event.credits_used:g} credits"
-                    if event.credits_remaining is not None:
-                        credits += f", {event.credits_remaining:g} left"
+                    used = f"{event.credits_used:g}"
+                    credits = f", {used} credits" if priced else f", reported cost {used}"
+                if event.credits_remaining is not None:
+                    credits += f", {event.credits_remaining:g} left"
                 again = "" if fresh else " (already saved)"
                 self.write(
                     f"{tag} delivered: {path} ({event.width}×{event.height}{credits}){again}"
@@ -95,11 +99,14 @@ class Console:
         user: str,
         admins: Iterable[str] = (),
         write: Write = _print,
+        out_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.user = user
         self.admins = frozenset(admins)
         self.write = write
+        #: where the notifier saves images: a deleted result's file is removed from it
+        self.out_dir = out_dir
 
     def actor(self, name: str) -> Actor:
         return Actor(
@@ -129,10 +136,24 @@ class Console:
 
     async def _dispatch(self, actor: Actor, text: str) -> Reply:
         word, _, rest = text.partition(" ")
-        if word.lower() in ("regenerate", "🔁") and rest.strip():
-            gen = await self.engine.regenerate(actor, rest.strip())
-            return Reply(f"Accepted {describe_spec(gen.spec)}, another of {rest.strip()}.", gen)
+        target = rest.strip()
+        if word.lower() in ("regenerate", "🔁") and target and " " not in target:
+            gen = await self.engine.regenerate(actor, target)
+            return Reply(f"Accepted {describe_spec(gen.spec)}, another of {target}.", gen)
+        if word.lower() in ("delete", "🗑", "🗑️", "❌") and target and " " not in target:
+            return await self._delete(actor, target)
         return await self.engine.execute(actor, text, PLACE)
+
+    async def _delete(self, actor: Actor, generation_id: str) -> Reply:
+        links = await self.engine.delete(actor, generation_id)
+        # The console's "message" is the saved file; a chat adapter removes the links instead.
+        removed = False
+        if self.out_dir is not None:
+            path = self.out_dir / f"tmbot-{generation_id}.png"
+            removed = await asyncio.to_thread(_unlink, path)
+        what = " and removed its file" if removed else ""
+        extra = f" ({len(links)} message(s) to remove)" if links else ""
+        return Reply(f"Deleted {generation_id}{what}{extra}.")
 
     def _show(self, reply: Reply) -> None:
         if reply.key_form is not None:
@@ -151,6 +172,14 @@ class Console:
             await self.handle_line(line)
         await self.engine.wait_idle()
         return 0
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 async def stdin_lines() -> AsyncIterator[str]:

@@ -34,12 +34,16 @@ import aiosqlite
 from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
 from tmbot.errors import ConfigError, NotFound
 from tmbot.records import (
+    Budget,
+    BudgetPeriod,
     Generation,
     GenStatus,
     KeyBinding,
     KeyRef,
     KeyScope,
     MessageLink,
+    Spend,
+    TeamSettings,
     UserSettings,
 )
 
@@ -295,6 +299,8 @@ _GENERATION_COLUMNS = (
     "error",
     "delivered_at",
     "regenerated_from",
+    "deleted_at",
+    "deleted_by",
 )
 
 
@@ -337,6 +343,8 @@ def _generation_to_row(g: Generation) -> dict[str, object]:
         "error": g.error,
         "delivered_at": g.delivered_at,
         "regenerated_from": g.regenerated_from,
+        "deleted_at": g.deleted_at,
+        "deleted_by": g.deleted_by,
     }
     return row
 
@@ -389,6 +397,8 @@ def _generation_from_row(row: sqlite3.Row) -> Generation:
         error=row["error"],
         delivered_at=row["delivered_at"],
         regenerated_from=row["regenerated_from"],
+        deleted_at=row["deleted_at"],
+        deleted_by=row["deleted_by"],
     )
 
 
@@ -403,6 +413,16 @@ def _message_link_from_row(row: sqlite3.Row) -> MessageLink:
         message_id=row["message_id"],
         generation_id=row["generation_id"],
         kind=row["kind"],
+    )
+
+
+def _budget_from_row(row: sqlite3.Row) -> Budget:
+    return Budget(
+        tenant=row["tenant"],
+        member=row["target"],
+        amount=int(row["amount"]),
+        period=BudgetPeriod(row["period"]),
+        updated_at=row["updated_at"],
     )
 
 
@@ -425,6 +445,30 @@ _UPDATE_GENERATION = (
     + " WHERE id = :id"
 )
 _SELECT_GENERATION = "SELECT " + ", ".join(_GENERATION_COLUMNS) + " FROM generations"  # noqa: S608
+
+# The ledger rule of tmbot.records, per generation row: a failed generation counts only what
+# the provider reported charging; any other counts the reported charge, else its price.
+_SPENT_CREDITS = (
+    "COALESCE(SUM(CASE WHEN status = 'failed' THEN COALESCE(credits_consumed, 0)"
+    " ELSE COALESCE(credits_consumed, cost, 0) END), 0)"
+)
+_SPENT_IMAGES = (
+    "COALESCE(SUM(CASE WHEN status = 'failed' AND credits_consumed IS NULL THEN 0 ELSE 1 END), 0)"
+)
+_SPEND_FROM = (
+    " FROM generations WHERE key_tenant = ? AND key_scope = ? AND key_provider = ?"
+    " AND created_at >= ?"
+)
+_SPEND = (
+    f"SELECT {_SPENT_CREDITS} AS credits, {_SPENT_IMAGES} AS images"
+    + _SPEND_FROM
+    + " AND actor_user_id = ?"
+)
+_SPEND_BY_MEMBER = (
+    f"SELECT actor_user_id, {_SPENT_CREDITS} AS credits, {_SPENT_IMAGES} AS images"
+    + _SPEND_FROM
+    + " GROUP BY actor_user_id ORDER BY actor_user_id"
+)
 
 
 # --- the store -------------------------------------------------------------------------
@@ -601,6 +645,106 @@ class SqliteStore:
                 """,
                 (tenant, user_id, *_settings_to_row(settings), self._now()),
             )
+
+    # --- team budgets and settings ------------------------------------------------------
+
+    async def put_budget(self, budget: Budget) -> None:
+        async with self._write() as db:
+            await db.execute(
+                """
+                INSERT INTO team_budgets (tenant, target, amount, period, updated_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (tenant, target) DO UPDATE SET
+                    amount = excluded.amount,
+                    period = excluded.period,
+                    updated_at = excluded.updated_at
+                """,
+                (
+                    budget.tenant,
+                    budget.member,
+                    budget.amount,
+                    budget.period.value,
+                    budget.updated_at if budget.updated_at is not None else self._now(),
+                ),
+            )
+
+    async def get_budget(self, tenant: str, member: str) -> Budget | None:
+        rows = await self._fetch(
+            "SELECT tenant, target, amount, period, updated_at FROM team_budgets"
+            " WHERE tenant = ? AND target = ?",
+            (tenant, member),
+        )
+        return _budget_from_row(rows[0]) if rows else None
+
+    async def delete_budget(self, tenant: str, member: str) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "DELETE FROM team_budgets WHERE tenant = ? AND target = ?", (tenant, member)
+            )
+            return cursor.rowcount > 0
+
+    async def list_budgets(self, tenant: str) -> list[Budget]:
+        rows = await self._fetch(
+            "SELECT tenant, target, amount, period, updated_at FROM team_budgets"
+            " WHERE tenant = ? ORDER BY target",
+            (tenant,),
+        )
+        return [_budget_from_row(row) for row in rows]
+
+    async def get_team_settings(self, tenant: str) -> TeamSettings:
+        rows = await self._fetch(
+            "SELECT channel_enabled FROM team_settings WHERE tenant = ?", (tenant,)
+        )
+        if not rows:
+            return TeamSettings()
+        return TeamSettings(channel_enabled=bool(rows[0]["channel_enabled"]))
+
+    async def put_team_settings(self, tenant: str, settings: TeamSettings) -> None:
+        async with self._write() as db:
+            await db.execute(
+                """
+                INSERT INTO team_settings (tenant, channel_enabled, updated_at)
+                VALUES (?, ?, ?)
+                ON CONFLICT (tenant) DO UPDATE SET
+                    channel_enabled = excluded.channel_enabled,
+                    updated_at = excluded.updated_at
+                """,
+                (tenant, int(settings.channel_enabled), self._now()),
+            )
+
+    # --- credit use ----------------------------------------------------------------------
+
+    async def spend(
+        self, tenant: str, user_id: str, *, scope: KeyScope, provider: ProviderName, since: float
+    ) -> Spend:
+        rows = await self._fetch(
+            _SPEND,
+            (tenant, scope.value, provider.value, since, user_id),
+        )
+        return Spend(credits=float(rows[0]["credits"]), images=int(rows[0]["images"]))
+
+    async def spend_by_member(
+        self, tenant: str, *, scope: KeyScope, provider: ProviderName, since: float
+    ) -> dict[str, Spend]:
+        rows = await self._fetch(
+            _SPEND_BY_MEMBER,
+            (tenant, scope.value, provider.value, since),
+        )
+        return {
+            str(row["actor_user_id"]): Spend(
+                credits=float(row["credits"]), images=int(row["images"])
+            )
+            for row in rows
+        }
+
+    async def pending_cost(self, ref: KeyRef) -> float:
+        rows = await self._fetch(
+            "SELECT COALESCE(SUM(COALESCE(cost, 0)), 0) AS reserved FROM generations"
+            " WHERE key_scope = ? AND key_tenant = ? AND key_owner = ? AND key_provider = ?"
+            " AND status IN (?, ?)",
+            (*_key_params(ref), GenStatus.ACCEPTED.value, GenStatus.SUBMITTING.value),
+        )
+        return float(rows[0]["reserved"])
 
     # --- generations -------------------------------------------------------------------
 

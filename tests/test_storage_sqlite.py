@@ -165,7 +165,7 @@ async def test_migrations_applied_once_and_reopen_keeps_data(db_path: Path) -> N
         )
         expected = [(m.version, m.name, 111.0) for m in load_migrations()]
         assert [tuple(row) for row in rows] == expected
-        assert [v for v, _, _ in expected] == [1, 2]
+        assert [v for v, _, _ in expected] == [1, 2, 3]
     finally:
         await second.close()
 

@@ -82,7 +82,7 @@ async def runtime(
 async def _console(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
     notifier = ConsoleNotifier(Path(args.out))
     async with runtime(config, notifier, redactor) as engine:
-        console = Console(engine, user=args.user, admins=args.admin)
+        console = Console(engine, user=args.user, admins=args.admin, out_dir=notifier.out_dir)
         await engine.start()
         return await console.run(stdin_lines())
 
@@ -105,7 +105,7 @@ async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFil
         async with runtime(
             config, notifier, redactor, tastemachine_url=sim.base_url, vtrix_url=sim.base_url
         ) as engine:
-            console = Console(engine, user="you", admins=["you"])
+            console = Console(engine, user="you", admins=["you"], out_dir=out)
             await engine.start()
             print(f"> key {ApiKey(DEMO_KEY).fingerprint}")
             await console.handle_line(f"key {DEMO_KEY}")

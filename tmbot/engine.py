@@ -1,9 +1,19 @@
-"""The use cases: generate, regenerate, bind keys, credits, settings, history.
+"""The use cases: generate, regenerate, delete, bind keys, credits, team budgets, settings,
+history.
 
 The engine stores every state change before acting on it and hands typed events to the
 :class:`tmbot.ports.Notifier`. On start it resumes unfinished work: tasks already at the
 provider are polled again (never re-submitted); finished images are handed over again and
 adapters deliver them at most once per generation.
+
+Who pays: the actor's own key for the provider, else the team's key within the actor's
+budget (their own, else the team default; no budget at all means no cap). Before anything
+is sent the image's price (the capability table) is checked against that budget and against
+the key's balance as last reported by the provider, less what is reserved by images not yet
+sent. Vtrix publishes no prices, so its images are counted and its reported cost shown, but
+budgets (which are in credits) cannot cap them. The check and the insert of the generation
+row run under one lock per key, so concurrent requests cannot overspend together; the
+ledger is derived from generation rows (see :mod:`tmbot.records`).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from PIL import Image
 
@@ -31,19 +42,59 @@ from tmbot.domain import (
     Submission,
     TaskState,
 )
-from tmbot.errors import BudgetExceeded, NoKeyBound, NotFound, NotPermitted, TmbotError
+from tmbot.errors import (
+    BudgetExceeded,
+    NoKeyBound,
+    NotFound,
+    NotPermitted,
+    ParseError,
+    TmbotError,
+)
 from tmbot.events import Delivered, Event, Failed, Queued, Started
 from tmbot.ports import Notifier, Store
 from tmbot.providers.base import ImageProvider
-from tmbot.records import Generation, GenStatus, KeyBinding, KeyRef, KeyScope, UserSettings
+from tmbot.providers.http import REBIND_HINT
+from tmbot.records import (
+    DEFAULT_MEMBER,
+    Budget,
+    BudgetPeriod,
+    Generation,
+    GenStatus,
+    KeyBinding,
+    KeyRef,
+    KeyScope,
+    MessageLink,
+    Spend,
+    TeamSettings,
+    UserSettings,
+)
 from tmbot.scheduler import Job, Scheduler
-from tmbot.texts import describe_spec, help_text, history_line, relative_time
+from tmbot.texts import (
+    amount,
+    budget_rate,
+    credits_word,
+    describe_spec,
+    help_text,
+    history_line,
+    images_word,
+    period_word,
+    relative_time,
+    renews,
+)
 from tmbot.vault import Vault
 
 log = logging.getLogger(__name__)
 
 #: repeated regenerate triggers by one person for one result within this many seconds count once
 REGENERATE_WINDOW = 10.0
+
+#: the words after ``team`` that make a team command (non-admins are refused even when the
+#: rest does not parse: they should not learn the syntax from its error messages)
+_TEAM_WORDS = ("key", "budget", "channel", "show")
+
+#: The provider clients' hints (tmbot.providers.http) that the engine rewrites per key scope.
+_TOPUP_HINT = "top it up or bind another key with `/taste key`"
+_NO_CREDITS = "does not have enough credits"
 
 
 @dataclass(frozen=True)
@@ -57,8 +108,80 @@ class Reply:
     key_scope: KeyScope = KeyScope.USER
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """What a member may still spend on the team key in their budget's current period."""
+
+    budget: Budget | None  # None: no budget applies, so no cap
+    used: float  # credits used this period (today when there is no budget)
+
+    @property
+    def left(self) -> float | None:
+        return None if self.budget is None else max(0.0, self.budget.amount - self.used)
+
+
 def new_generation_id() -> str:
     return secrets.token_hex(5)
+
+
+def period_start(period: BudgetPeriod, now: float) -> float:
+    """When the period holding ``now`` began: 00:00 UTC today, or the 1st of the month."""
+    start = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is BudgetPeriod.MONTH:
+        start = start.replace(day=1)
+    return start.timestamp()
+
+
+def _priced(provider: ProviderName) -> bool:
+    """Whether the provider publishes prices (so budgets in credits can cap its use)."""
+    return any(m.cost is not None for m in caps(provider).models.values())
+
+
+def _provider_flag(provider: ProviderName) -> str:
+    return "" if provider is DEFAULT_PROVIDER else f" --provider {provider.value}"
+
+
+def _is_team_command(text: str) -> bool:
+    words = text.split()
+    return len(words) >= 2 and words[0].lower() == "team" and words[1].lower() in _TEAM_WORDS
+
+
+def _cheaper(provider: ProviderName, left: float) -> str:
+    """``, or ask for `--fast --res 1k` (8 credits)`` when something in the provider's table
+    fits in ``left``, else ``""``."""
+    options = [
+        (cost, model, res)
+        for model, mc in caps(provider).models.items()
+        for res, cost in (mc.cost or {}).items()
+        if cost <= left
+    ]
+    if not options:
+        return ""
+    cost, model, res = min(options)
+    shorthand = {name: short for short, name in cmds.MODEL_SHORTHANDS.items()}
+    flag = f"--{shorthand[model]}" if model in shorthand else f"--model {model}"
+    return f", or ask for `{flag} --res {res}` ({credits_word(cost)})"
+
+
+def failure_text(gen: Generation, reason: str) -> str:
+    """A provider's failure sentence, told to the person who asked: what to do depends on
+    whose key it was (a member cannot fix the team's key; an admin can) and its provider."""
+    flag = _provider_flag(gen.key.provider)
+    if gen.key.scope is KeyScope.TEAM:
+        admin = "this is the team's key, so ask a workspace admin to"
+        rebind = f"{admin} bind a new one with `/taste team key{flag}`"
+        topup = f"{admin} top it up or bind another with `/taste team key{flag}`"
+        otherwise = "ask a workspace admin to top up the team's key"
+    else:
+        rebind = f"bind a new one with `/taste key{flag}`"
+        topup = f"top it up or bind another key with `/taste key{flag}`"
+        otherwise = f"top the key up or bind another with `/taste key{flag}`"
+    for hint, advice in ((REBIND_HINT, rebind), (_TOPUP_HINT, topup)):
+        if hint in reason:
+            return reason.replace(hint, advice)
+    if _NO_CREDITS in reason:
+        return reason.removesuffix(".") + f"; {otherwise}."
+    return reason
 
 
 class Engine:
@@ -87,6 +210,7 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._recent_regens: dict[tuple[str, str, str], tuple[float, Generation]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -130,11 +254,22 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.scheduler.aclose()
 
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
     # --- the one entry for text --------------------------------------------------------
 
     async def execute(self, actor: Actor, text: str, place: Place) -> Reply:
         """Run the text after ``/taste``. Raises TmbotError with a sentence for the user."""
-        command = cmds.parse(text)
+        try:
+            command = cmds.parse(text)
+        except ParseError:
+            if _is_team_command(text):
+                self._require_admin(actor)
+            raise
         match command:
             case cmds.Generate():
                 gen = await self.generate(actor, command, place)
@@ -169,9 +304,10 @@ class Engine:
                 return await self.bind_key(actor, command.provider, key, scope=KeyScope.TEAM)
             case cmds.TeamShow():
                 return await self.team_show(actor)
-            case cmds.TeamBudget() | cmds.TeamChannel():
-                self._require_admin(actor)
-                raise NotPermitted("Team budgets and channel settings are not available yet.")
+            case cmds.TeamBudget():
+                return await self.set_budget(actor, command)
+            case cmds.TeamChannel():
+                return await self.set_team_channel(actor, command.enabled)
         raise NotFound("That command is not known.")  # pragma: no cover - exhaustive match
 
     # --- generations -------------------------------------------------------------------
@@ -186,22 +322,75 @@ class Engine:
     async def regenerate(
         self, actor: Actor, generation_id: str, place: Place | None = None
     ) -> Generation:
-        """Run a result's parameters again, posted to the same place, paid by ``actor``."""
-        original = await self.store.get_generation(generation_id)
-        if original is None or original.actor.tenant != actor.tenant:
-            raise NotFound("That result is not one tmbot knows in this workspace.")
+        """Run a result's parameters again, posted to the same place, paid by ``actor`` (their
+        own key, else the team's key within their budget; never the original requester's
+        personal key). Repeated triggers by one person within REGENERATE_WINDOW count once."""
+        original = await self._generation_in(actor, generation_id)
+        if original.deleted_at is not None:
+            raise NotFound("That result was deleted, so it cannot be made again; ask anew.")
         marker = (actor.tenant, actor.user_id, generation_id)
-        now = self._now()
-        earlier = self._recent_regens.get(marker)
-        if earlier is not None and now - earlier[0] < REGENERATE_WINDOW:
-            return earlier[1]
-        gen = await self._accept(
-            actor, place or original.place, original.spec, regenerated_from=original.id
-        )
-        self._recent_regens[marker] = (now, gen)
-        for stale in [m for m, (t, _) in self._recent_regens.items() if now - t >= 60]:
-            del self._recent_regens[stale]
+        async with self._lock(f"regenerate:{actor.tenant}:{actor.user_id}"):
+            now = self._now()
+            earlier = self._recent_regens.get(marker)
+            if earlier is not None and now - earlier[0] < REGENERATE_WINDOW:
+                return earlier[1]
+            gen = await self._accept(
+                actor, place or original.place, original.spec, regenerated_from=original.id
+            )
+            self._recent_regens[marker] = (now, gen)
+            for stale in [m for m, (t, _) in self._recent_regens.items() if now - t >= 60]:
+                del self._recent_regens[stale]
         return gen
+
+    async def delete(self, actor: Actor, generation_id: str) -> list[MessageLink]:
+        """Mark a generation deleted and return the platform messages the adapter should
+        remove. Allowed to the person who asked for it and to admins. A generation still
+        waiting for a slot is cancelled (nothing was sent, nothing is charged); one already at
+        the provider cannot be stopped and is refused until it has ended. Deleting twice is
+        harmless (the links are returned again)."""
+        gen = await self._generation_in(actor, generation_id)
+        if gen.actor.user_id != actor.user_id and not actor.is_admin:
+            raise NotPermitted(
+                "Only the person who asked for that image, or a workspace admin, can delete it."
+            )
+        if gen.deleted_at is None:
+            await self._mark_deleted(actor, gen)
+        return await self.store.messages_for_generation(gen.id)
+
+    async def _generation_in(self, actor: Actor, generation_id: str) -> Generation:
+        gen = await self.store.get_generation(generation_id)
+        if gen is None or gen.actor.tenant != actor.tenant:
+            raise NotFound("That result is not one tmbot knows in this workspace.")
+        return gen
+
+    async def _mark_deleted(self, actor: Actor, gen: Generation) -> None:
+        now = self._now()
+        if gen.status.final:
+            deleted = replace(gen, deleted_at=now, deleted_by=actor.user_id, updated_at=now)
+            await self.store.update_generation(deleted)
+            return
+        live, task = self._live.get(gen.id), self._tasks.get(gen.id)
+        if live is None or task is None or live.status is not GenStatus.ACCEPTED:
+            raise NotPermitted(
+                "That image is already being made and cannot be stopped; delete it once it "
+                "has been posted."
+            )
+        # Still waiting for a slot: the create call has not started (its status would have
+        # been stored as SUBMITTING first), so cancelling now sends and charges nothing.
+        task.cancel()
+        await asyncio.wait([task])
+        current = await self.store.get_generation(gen.id) or live
+        reason = f"Cancelled by {actor.label} before it was sent, so nothing was charged."
+        cancelled = replace(
+            current,
+            status=GenStatus.FAILED,
+            error=reason,
+            deleted_at=now,
+            deleted_by=actor.user_id,
+            updated_at=now,
+        )
+        await self.store.update_generation(cancelled)
+        await self._notify(Failed(cancelled, reason))
 
     async def _accept(
         self,
@@ -213,31 +402,99 @@ class Engine:
     ) -> Generation:
         binding = await self._binding_for(actor, spec.provider)
         cost = caps(spec.provider).cost(spec.model, spec.resolution)
-        if cost is not None and binding.balance is not None and cost > binding.balance:
-            raise BudgetExceeded(
-                f"This image costs {cost:g} credits but the key {binding.fingerprint} had "
-                f"{binding.balance:g} left when last seen; top up or use a cheaper model "
-                "or resolution.",
-                required=int(cost),
-                available=int(binding.balance),
+        # One check-and-reserve at a time per key: the reservation (the stored row) is in
+        # place before the next request on this key is checked.
+        async with self._lock(f"key:{binding.ref.lane_id}"):
+            binding = await self.store.get_key(binding.ref) or binding
+            await self._check_funds(actor, binding, cost)
+            key = self._decrypt(binding)
+            now = self._now()
+            gen = Generation(
+                id=new_generation_id(),
+                actor=actor,
+                place=place,
+                spec=spec,
+                key=binding.ref,
+                status=GenStatus.ACCEPTED,
+                created_at=now,
+                updated_at=now,
+                cost=cost,
+                regenerated_from=regenerated_from,
             )
-        key = self._decrypt(binding)
-        now = self._now()
-        gen = Generation(
-            id=new_generation_id(),
-            actor=actor,
-            place=place,
-            spec=spec,
-            key=binding.ref,
-            status=GenStatus.ACCEPTED,
-            created_at=now,
-            updated_at=now,
-            cost=cost,
-            regenerated_from=regenerated_from,
-        )
-        await self.store.insert_generation(gen)
+            await self.store.insert_generation(gen)
         self._launch(gen, key)
         return gen
+
+    async def _check_funds(self, actor: Actor, binding: KeyBinding, cost: int | None) -> None:
+        """Refuse, before any API call, what the actor's team budget or the key's balance
+        cannot cover. Without a price (Vtrix) there is nothing to check against."""
+        if cost is None:
+            return
+        ref = binding.ref
+        if ref.scope is KeyScope.TEAM:
+            allowance = await self._allowance(actor.tenant, actor.user_id)
+            left = allowance.left
+            if allowance.budget is not None and left is not None and cost > left:
+                budget = allowance.budget
+                default = " (the team default)" if budget.is_default else ""
+                raise BudgetExceeded(
+                    f"This image costs {credits_word(cost)} but you have {amount(left)} of your "
+                    f"{budget_rate(budget)} team budget{default} left; it renews "
+                    f"{renews(budget.period)}{_cheaper(ref.provider, left)}, or ask a workspace "
+                    "admin to raise it, or bind your own key with `/taste key`.",
+                    required=cost,
+                    available=int(left),
+                )
+        if binding.balance is None:
+            return
+        reserved = await self.store.pending_cost(ref)
+        available = max(0.0, binding.balance - reserved)
+        if cost <= available:
+            return
+        name = caps(ref.provider).display_name
+        seen = relative_time(self._now() - (binding.balance_seen_at or self._now()))
+        if reserved:
+            detail = (
+                f" ({amount(binding.balance)} when {name} last reported it {seen}, less "
+                f"{amount(reserved)} for images not sent yet)"
+            )
+        else:
+            detail = f" as {name} last reported it {seen}"
+        cheaper = _cheaper(ref.provider, available)
+        if ref.scope is KeyScope.TEAM:
+            whose, todo = "the team's key", f"ask a workspace admin to top it up{cheaper}"
+        else:
+            flag = _provider_flag(ref.provider)
+            whose = "your key"
+            todo = f"top it up{cheaper}, or bind another key with `/taste key{flag}`"
+        raise BudgetExceeded(
+            f"This image costs {credits_word(cost)} but {whose} {binding.fingerprint} has "
+            f"{amount(available)} left{detail}; {todo}.",
+            required=cost,
+            available=int(available),
+        )
+
+    async def _allowance(self, tenant: str, user_id: str) -> Allowance:
+        """Budgets count credits on the team's keys of every provider that publishes prices
+        (today: the Taste Machine); without a budget, ``used`` is today's use."""
+        budget = await self._budget_for(tenant, user_id)
+        period = budget.period if budget is not None else BudgetPeriod.DAY
+        since = period_start(period, self._now())
+        used = 0.0
+        for provider in ProviderName:
+            if _priced(provider):
+                spent = await self.store.spend(
+                    tenant, user_id, scope=KeyScope.TEAM, provider=provider, since=since
+                )
+                used += spent.credits
+        return Allowance(budget=budget, used=used)
+
+    async def _budget_for(self, tenant: str, user_id: str) -> Budget | None:
+        """The member's own budget, else the team default, else None (no cap)."""
+        own = await self.store.get_budget(tenant, user_id)
+        if own is not None:
+            return own
+        return await self.store.get_budget(tenant, DEFAULT_MEMBER)
 
     def _launch(self, gen: Generation, key: ApiKey) -> None:
         self._live[gen.id] = gen
@@ -294,7 +551,7 @@ class Engine:
             self._on_secret(key.secret)
         return key
 
-    async def _binding_for(self, actor: Actor, provider: ProviderName) -> KeyBinding:
+    async def _find_binding(self, actor: Actor, provider: ProviderName) -> KeyBinding | None:
         """The actor's own key beats the team's."""
         for ref in (
             KeyRef(KeyScope.USER, actor.tenant, actor.user_id, provider),
@@ -303,12 +560,13 @@ class Engine:
             binding = await self.store.get_key(ref)
             if binding is not None:
                 return binding
-        name = caps(provider).display_name
-        flag = "" if provider is DEFAULT_PROVIDER else f" --provider {provider.value}"
-        raise NoKeyBound(
-            f"You have no key for {name} yet, and neither does your team: bind yours with "
-            f"`/taste key{flag}`."
-        )
+        return None
+
+    async def _binding_for(self, actor: Actor, provider: ProviderName) -> KeyBinding:
+        binding = await self._find_binding(actor, provider)
+        if binding is None:
+            raise _no_key(provider)
+        return binding
 
     async def _key_for(self, ref: KeyRef) -> ApiKey:
         binding = await self.store.get_key(ref)
@@ -318,7 +576,10 @@ class Engine:
 
     def _require_admin(self, actor: Actor) -> None:
         if not actor.is_admin:
-            raise NotPermitted("Only workspace admins can change team settings.")
+            raise NotPermitted(
+                "Only workspace admins can see or change the team's key, budgets and channel "
+                "setting; ask one of them."
+            )
 
     async def bind_key(
         self,
@@ -360,18 +621,77 @@ class Engine:
         names = " and ".join(caps(p).display_name for p in removed)
         return Reply(f"Removed your key for {names}.")
 
+    # --- credits -----------------------------------------------------------------------
+
     async def credits(self, actor: Actor) -> Reply:
+        """Per provider the actor can use (their default provider first): which key, its
+        balance as last reported, their use today and this month, and their team budget."""
         settings = await self.store.get_settings(actor.tenant, actor.user_id)
-        provider = settings.provider or DEFAULT_PROVIDER
-        binding = await self._binding_for(actor, provider)
-        whose = "your personal" if binding.ref.scope is KeyScope.USER else "the team's"
-        name = caps(provider).display_name
-        if binding.balance is None:
-            balance = "no balance seen yet (it shows after your next image)"
+        first = settings.provider or DEFAULT_PROVIDER
+        lines = []
+        for provider in [first, *(p for p in ProviderName if p is not first)]:
+            binding = await self._find_binding(actor, provider)
+            if binding is not None:
+                lines.append(await self._credits_line(actor, binding))
+        if not lines:
+            raise _no_key(first)
+        return Reply("\n".join(lines))
+
+    async def _credits_line(self, actor: Actor, binding: KeyBinding) -> str:
+        ref = binding.ref
+        name = caps(ref.provider).display_name
+        priced = _priced(ref.provider)
+        now = self._now()
+        whose = "your personal key" if ref.scope is KeyScope.USER else "the team's key"
+        if binding.balance is not None:
+            seen = relative_time(now - (binding.balance_seen_at or now))
+            balance = f"{credits_word(binding.balance)} left as of {seen}"
+        elif priced:
+            balance = "no balance reported yet (it shows after the next image)"
         else:
-            seen = relative_time(self._now() - (binding.balance_seen_at or self._now()))
-            balance = f"{binding.balance:g} credits left as of {seen}"
-        return Reply(f"You're on {whose} key for {name} ({binding.fingerprint}): {balance}.")
+            balance = f"{name} reports no balance"
+        today = await self.store.spend(
+            actor.tenant,
+            actor.user_id,
+            scope=ref.scope,
+            provider=ref.provider,
+            since=period_start(BudgetPeriod.DAY, now),
+        )
+        month = await self.store.spend(
+            actor.tenant,
+            actor.user_id,
+            scope=ref.scope,
+            provider=ref.provider,
+            since=period_start(BudgetPeriod.MONTH, now),
+        )
+        if priced:
+            use = (
+                f"your use of it: {credits_word(today.credits)} today, "
+                f"{amount(month.credits)} this month"
+            )
+        else:
+            use = f"your use of it: {images_word(today.images)} today, {month.images} this month"
+            if month.credits:
+                use += f" (reported cost {amount(month.credits)} this month)"
+        if ref.scope is KeyScope.TEAM:
+            use += "; " + await self._budget_line(actor, ref.provider)
+        return f"You're on {whose} for {name} ({binding.fingerprint}): {balance}; {use}."
+
+    async def _budget_line(self, actor: Actor, provider: ProviderName) -> str:
+        if not _priced(provider):
+            name = caps(provider).display_name
+            return f"{name} publishes no prices, so team budgets do not cap it"
+        allowance = await self._allowance(actor.tenant, actor.user_id)
+        budget, left = allowance.budget, allowance.left
+        if budget is None or left is None:
+            return "no budget applies to you, so your use of the team key is not capped"
+        default = " (the team default)" if budget.is_default else ""
+        return (
+            f"your team budget is {budget_rate(budget)}{default}, with {amount(left)} left "
+            f"{period_word(budget.period)}"
+        )
+
+    # --- settings and history ----------------------------------------------------------
 
     async def settings(self, actor: Actor, command: cmds.Settings) -> Reply:
         current = await self.store.get_settings(actor.tenant, actor.user_id)
@@ -391,16 +711,148 @@ class Engine:
         lines = [history_line(g, now=self._now()) for g in gens]
         return Reply("Your last images:\n" + "\n".join(lines))
 
-    async def team_show(self, actor: Actor) -> Reply:
+    # --- team (admins) -----------------------------------------------------------------
+
+    async def set_budget(self, actor: Actor, command: cmds.TeamBudget) -> Reply:
         self._require_admin(actor)
-        parts = []
+        tenant = actor.tenant
+        member = command.target if command.target is not None else DEFAULT_MEMBER
+        if command.remove:
+            removed = await self.store.delete_budget(tenant, member)
+            if member == DEFAULT_MEMBER:
+                if not removed:
+                    return Reply("There was no default budget; nothing changed.")
+                return Reply(
+                    "Removed the default budget; members without their own budget now use the "
+                    "team key without a cap."
+                )
+            if not removed:
+                return Reply(f"{member} had no budget of their own; nothing changed.")
+            fallback = await self.store.get_budget(tenant, DEFAULT_MEMBER)
+            after = (
+                f"the default budget ({budget_rate(fallback)}) applies to them now"
+                if fallback is not None
+                else "their use of the team key is not capped now"
+            )
+            return Reply(f"Removed {member}'s budget; {after}.")
+        budget = Budget(
+            tenant=tenant,
+            member=member,
+            amount=command.amount,
+            period=BudgetPeriod(command.period),
+            updated_at=self._now(),
+        )
+        await self.store.put_budget(budget)
+        who = "members without their own budget" if budget.is_default else member
+        text = (
+            f"Saved: {who} may use up to {credits_word(budget.amount)} a {budget.period.value} "
+            f"of the team's key (it renews {renews(budget.period)})."
+        )
+        team_key = await self.store.get_key(KeyRef(KeyScope.TEAM, tenant, "", DEFAULT_PROVIDER))
+        if team_key is None:
+            text += " The team has no key yet: bind one with `/taste team key`."
+        return Reply(text)
+
+    async def set_team_channel(self, actor: Actor, enabled: bool) -> Reply:
+        self._require_admin(actor)
+        await self.store.put_team_settings(actor.tenant, TeamSettings(channel_enabled=enabled))
+        if enabled:
+            return Reply("Channel mentions are on: members can mention tmbot in a channel.")
+        return Reply("Channel mentions are off: members use `/taste` to make images.")
+
+    async def team_show(self, actor: Actor) -> Reply:
+        """The team's keys (fingerprints and balances), the channel setting, the budgets, and
+        each member's use of the team key this period."""
+        self._require_admin(actor)
+        tenant, now = actor.tenant, self._now()
+        keys = []
         for provider in ProviderName:
-            binding = await self.store.get_key(KeyRef(KeyScope.TEAM, actor.tenant, "", provider))
-            if binding is not None:
-                parts.append(f"{caps(provider).display_name} {binding.fingerprint}")
-        if not parts:
-            return Reply("The team has no key bound; an admin can add one with `/taste team key`.")
-        return Reply("Team keys: " + "; ".join(parts) + ".")
+            binding = await self.store.get_key(KeyRef(KeyScope.TEAM, tenant, "", provider))
+            if binding is None:
+                continue
+            shown = f"{caps(provider).display_name} {binding.fingerprint}"
+            if binding.balance is not None:
+                seen = relative_time(now - (binding.balance_seen_at or now))
+                shown += f" ({credits_word(binding.balance)} left as of {seen})"
+            keys.append(shown)
+        lines = [
+            "Team keys: " + "; ".join(keys) + "."
+            if keys
+            else "The team has no key bound; an admin can add one with `/taste team key`."
+        ]
+        settings = await self.store.get_team_settings(tenant)
+        lines.append(
+            f"Channel mentions: {'on' if settings.channel_enabled else 'off'} "
+            "(`/taste team channel on|off`)."
+        )
+        budgets = await self.store.list_budgets(tenant)
+        by_member = {b.member: b for b in budgets}
+        default = by_member.get(DEFAULT_MEMBER)
+        if budgets:
+            shown_budgets = [
+                f"{'default' if b.is_default else b.member} {budget_rate(b)}" for b in budgets
+            ]
+            lines.append(
+                "Budgets (credits on the team key): "
+                + ", ".join(shown_budgets)
+                + "; "
+                + (
+                    "members without their own budget get the default."
+                    if default is not None
+                    else "members without a budget are not capped."
+                )
+            )
+        else:
+            lines.append("Budgets: none, so members may use the team key without a cap.")
+        lines.extend(await self._team_use_lines(tenant, by_member, default))
+        return Reply("\n".join(lines))
+
+    async def _team_use_lines(
+        self, tenant: str, by_member: Mapping[str, Budget], default: Budget | None
+    ) -> list[str]:
+        now = self._now()
+        day, month = (period_start(p, now) for p in (BudgetPeriod.DAY, BudgetPeriod.MONTH))
+        use: dict[ProviderName, tuple[dict[str, Spend], dict[str, Spend]]] = {}
+        for provider in ProviderName:
+            use[provider] = (
+                await self.store.spend_by_member(
+                    tenant, scope=KeyScope.TEAM, provider=provider, since=day
+                ),
+                await self.store.spend_by_member(
+                    tenant, scope=KeyScope.TEAM, provider=provider, since=month
+                ),
+            )
+        members = sorted(
+            {m for m in by_member if m != DEFAULT_MEMBER}
+            | {m for _, by_month in use.values() for m in by_month}
+        )
+        if not members:
+            return ["Nobody has used the team key this month."]
+        lines = ["Use of the team key (today / this month):"]
+        for member in members:
+            parts = []
+            for provider, (by_day, by_month) in use.items():
+                t, m = by_day.get(member, Spend()), by_month.get(member, Spend())
+                if _priced(provider):
+                    if m.images or provider is DEFAULT_PROVIDER:
+                        parts.append(f"{amount(t.credits)} / {credits_word(m.credits)}")
+                elif m.images:
+                    name = caps(provider).display_name
+                    parts.append(f"{t.images} / {images_word(m.images)} on {name}")
+            budget = by_member.get(member) or default
+            if budget is not None:
+                # budgets count credits on the providers that publish prices
+                index = 0 if budget.period is BudgetPeriod.DAY else 1
+                used = sum(
+                    spent[index].get(member, Spend()).credits
+                    for provider, spent in use.items()
+                    if _priced(provider)
+                )
+                left = amount(max(0.0, budget.amount - used))
+                which = "default budget" if budget.is_default else "budget"
+                parts.append(f"{which} {budget_rate(budget)}, {left} left")
+            lines.append(f"• {member}: " + "; ".join(parts))
+        return lines
 
     async def image_size(self, image: bytes) -> tuple[int, int]:
         def measure() -> tuple[int, int]:
@@ -408,6 +860,14 @@ class Engine:
                 return img.size
 
         return await asyncio.to_thread(measure)
+
+
+def _no_key(provider: ProviderName) -> NoKeyBound:
+    name = caps(provider).display_name
+    return NoKeyBound(
+        f"You have no key for {name} yet, and neither does your team: bind yours with "
+        f"`/taste key{_provider_flag(provider)}`."
+    )
 
 
 def describe_settings(settings: UserSettings) -> str:
@@ -438,18 +898,21 @@ class _Hooks:
 
     async def submitted(self, job: Job, submission: Submission) -> None:
         engine = self.engine
-        gen = await engine._change(
-            job.generation_id,
-            status=GenStatus.SUBMITTED,
-            task_id=submission.task_id,
-            estimate_seconds=submission.estimated_seconds,
-            submitted_at=engine._now(),
-            credits_remaining=submission.credits_remaining,
-        )
-        if submission.credits_remaining is not None:
-            await engine.store.record_balance(
-                gen.key, remaining=submission.credits_remaining, seen_at=engine._now()
+        # The reservation ends (status SUBMITTED) and the balance that includes the charge is
+        # recorded together, as far as the funds check (under the same lock) can tell.
+        async with engine._lock(f"key:{job.lane_id}"):
+            gen = await engine._change(
+                job.generation_id,
+                status=GenStatus.SUBMITTED,
+                task_id=submission.task_id,
+                estimate_seconds=submission.estimated_seconds,
+                submitted_at=engine._now(),
+                credits_remaining=submission.credits_remaining,
             )
+            if submission.credits_remaining is not None:
+                await engine.store.record_balance(
+                    gen.key, remaining=submission.credits_remaining, seen_at=engine._now()
+                )
         await engine._notify(Started(gen))
 
     async def completed(self, job: Job, state: TaskState) -> None:
@@ -481,12 +944,24 @@ class _Hooks:
                 width=width,
                 height=height,
                 credits_used=used,
-                credits_remaining=gen.credits_remaining,
+                credits_remaining=await self._balance(gen),
             )
         )
         await engine._change(
             job.generation_id, status=GenStatus.DELIVERED, delivered_at=engine._now()
         )
+
+    async def _balance(self, gen: Generation) -> float | None:
+        """The key's balance as last reported by the provider (this generation's create
+        answer, or a later answer for the same key if there was one)."""
+        binding = await self.engine.store.get_key(gen.key)
+        if (
+            binding is not None
+            and binding.balance is not None
+            and binding.created_at <= gen.created_at  # the same key, not one bound since
+        ):
+            return binding.balance
+        return gen.credits_remaining
 
     async def failed(self, job: Job, reason: str) -> None:
         engine = self.engine
@@ -494,4 +969,4 @@ class _Hooks:
             job.generation_id
         )
         if gen is not None:
-            await engine._fail(gen, reason)
+            await engine._fail(gen, failure_text(gen, reason))

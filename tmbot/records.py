@@ -1,8 +1,10 @@
-"""What tmbot remembers: generations, key bindings, settings, message links.
+"""What tmbot remembers: generations, key bindings, settings, budgets, message links.
 
 Frozen values; the :class:`tmbot.ports.Store` persists them. Credit use is derived from
-generation rows (reserved while running, settled with ``credits_consumed`` when delivered,
-released when failed), so there is no second ledger to drift from them.
+generation rows, so there is no second ledger to drift from them: a generation's ``cost`` is
+*reserved* while it runs, *settled* at ``credits_consumed`` (when the provider reported it,
+else ``cost``) once it completed, and *released* (0) when it failed without the provider
+reporting a charge. :class:`Spend` is that sum over a set of rows.
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ class Generation:
     error: str | None = None
     delivered_at: float | None = None
     regenerated_from: str | None = None
+    #: set when the requester or an admin deleted it (its messages are to be removed); the
+    #: row stays, so its credits still count
+    deleted_at: float | None = None
+    deleted_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,3 +107,48 @@ class MessageLink:
     message_id: str
     generation_id: str
     kind: str = "card"  # "card" or "image"
+
+
+class BudgetPeriod(StrEnum):
+    DAY = "day"  # from 00:00 UTC today
+    MONTH = "month"  # from the 1st of this month, 00:00 UTC
+
+
+#: ``Budget.member`` of a tenant's default budget (members without their own).
+DEFAULT_MEMBER = ""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A member's cap on the team key, in credits per period (priced providers only)."""
+
+    tenant: str
+    member: str  # a user id, or DEFAULT_MEMBER for everyone without their own budget
+    amount: int
+    period: BudgetPeriod
+    updated_at: float | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.member == DEFAULT_MEMBER
+
+
+@dataclass(frozen=True)
+class TeamSettings:
+    """Per-tenant switches set by admins."""
+
+    #: members may mention the bot in channels (the Slack/Discord adapters read it)
+    channel_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Credit use derived from generation rows (see the module docstring).
+
+    ``credits`` sums provider-reported or price-table amounts; for a provider without prices
+    (Vtrix) it is only what the provider reported (``usage.cost``), so ``images`` is the
+    measure that is always known.
+    """
+
+    credits: float = 0.0
+    images: int = 0

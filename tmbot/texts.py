@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tmbot.capabilities import PROVIDERS
 from tmbot.domain import GenerationSpec
-from tmbot.records import Generation, GenStatus
+from tmbot.records import Budget, BudgetPeriod, Generation, GenStatus, KeyScope
 
 
 def describe_spec(spec: GenerationSpec) -> str:
@@ -44,12 +44,52 @@ _STATUS_WORDS = {
 }
 
 
+def amount(value: float) -> str:
+    """Credits as people write them: ``10``, ``2.5``, ``0.04``."""
+    return f"{value:g}"
+
+
+def credits_word(value: float) -> str:
+    return f"{amount(value)} credit{'' if value == 1 else 's'}"
+
+
+def images_word(count: int) -> str:
+    return f"{count} image{'' if count == 1 else 's'}"
+
+
+def budget_rate(budget: Budget) -> str:
+    """``50/day``, ``200/month``."""
+    return f"{budget.amount}/{budget.period.value}"
+
+
+def period_word(period: BudgetPeriod) -> str:
+    """How a budget's current period is named: ``today``, ``this month``."""
+    return "today" if period is BudgetPeriod.DAY else "this month"
+
+
+def renews(period: BudgetPeriod) -> str:
+    return "at 00:00 UTC" if period is BudgetPeriod.DAY else "on the 1st (00:00 UTC)"
+
+
 def history_line(gen: Generation, *, now: float) -> str:
     where = gen.place.channel + (f" (thread {gen.place.thread})" if gen.place.thread else "")
+    status = _STATUS_WORDS[gen.status]
+    if gen.deleted_at is not None:
+        status += ", deleted"
     line = (
-        f"`{gen.id}` {relative_time(now - gen.created_at)} · {_STATUS_WORDS[gen.status]} · "
+        f"`{gen.id}` {relative_time(now - gen.created_at)} · {status} · "
         f"{describe_spec(gen.spec)} · in {where}"
     )
+    paid = "the team key" if gen.key.scope is KeyScope.TEAM else "your key"
+    used = gen.credits_consumed if gen.credits_consumed is not None else gen.cost
+    if gen.status is GenStatus.FAILED and gen.credits_consumed is None:
+        line += f" · nothing charged to {paid}"
+    elif used is not None:
+        line += f" · {credits_word(used)} on {paid}"
+    else:
+        line += f" · on {paid}"
+    if gen.regenerated_from:
+        line += f" · another of `{gen.regenerated_from}`"
     if gen.status is GenStatus.FAILED and gen.error:
         line += f" · {gen.error}"
     return line
@@ -78,7 +118,7 @@ HELP_GENERAL = """\
 Flags: `--ar 3:4` aspect ratio · `--pro` / `--fast` / `--model NAME` · `--res 1k|2k|4k` · \
 `--taste realistic-photo` · `--provider vtrix`. Links to images in the text become references.
 Commands: `key` (bind your API key) · `logout` · `credits` · `settings [flags|reset]` · \
-`history` · `help flags` · `team key|budget|channel|show` (admins).
+`history` · `help flags` · `team key|budget|channel|show` (admins, see `help team`).
 React 🔁 on a result to make another, paid with your own key or budget."""
 
 
@@ -100,12 +140,17 @@ def help_text(topic: str | None) -> str:
         )
     if topic == "credits":
         return (
-            "`/taste credits` shows which key you're on, its last reported balance, and your "
-            "use. Each image's cost is checked before anything is sent."
+            "`/taste credits` shows which key you're on (yours beats the team's), its balance "
+            "as last reported by the provider, your use today and this month, and what is left "
+            "of your team budget. Each image's cost (model × resolution) is checked against "
+            "your budget and the key's balance before anything is sent."
         )
     if topic == "team":
         return (
-            "Admins: `/taste team key` binds the team's key; members without their own key "
-            "use it. `/taste team show` lists it."
+            "Admins only: `/taste team key` binds the team's key, which members without their "
+            "own key use; `/taste team budget @bob 50/day` (or `default 200/month`, or "
+            "`@bob off`) caps a member's use of it in credits; `/taste team channel on|off` "
+            "lets members mention tmbot in channels; `/taste team show` lists keys, budgets "
+            "and this period's use. Without any budget the team key is not capped."
         )
     return HELP_GENERAL
