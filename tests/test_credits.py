@@ -81,8 +81,12 @@ async def test_the_team_keys_balance_sends_members_to_an_admin(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("team", "advice"),
     [
-        (False, "; top the key up or bind another with `/taste key`."),
-        (True, "; ask a workspace admin to top up the team's key."),
+        (False, "; top it up or bind another with `/taste key`."),
+        (
+            True,
+            "; this is the team's key, so ask a workspace admin to top it up or bind another "
+            "with `/taste team key`.",
+        ),
     ],
 )
 async def test_a_402_reports_required_and_available(

@@ -253,7 +253,7 @@ async def test_vtrix_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture
     [
         (
             "vx_brokeBBBBBBBBBBBBBBBB0008",
-            "does not have enough credits (403); top it up or bind another key with "
+            "does not have enough credits (403); top it up or bind another with "
             "`/taste key --provider vtrix`.",
         ),
         ("vx_nopermNNNNNNNNNNNNNNN0009", "bind a new one with `/taste key --provider vtrix`"),

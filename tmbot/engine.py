@@ -44,6 +44,8 @@ from tmbot.domain import (
 )
 from tmbot.errors import (
     BudgetExceeded,
+    InsufficientCredits,
+    KeyRejected,
     NoKeyBound,
     NotFound,
     NotPermitted,
@@ -53,7 +55,6 @@ from tmbot.errors import (
 from tmbot.events import Delivered, Event, Failed, Queued, Started
 from tmbot.ports import Notifier, Store
 from tmbot.providers.base import ImageProvider
-from tmbot.providers.http import REBIND_HINT
 from tmbot.records import (
     DEFAULT_MEMBER,
     Budget,
@@ -91,10 +92,6 @@ REGENERATE_WINDOW = 10.0
 #: the words after ``team`` that make a team command (non-admins are refused even when the
 #: rest does not parse: they should not learn the syntax from its error messages)
 _TEAM_WORDS = ("key", "budget", "channel", "show")
-
-#: The provider clients' hints (tmbot.providers.http) that the engine rewrites per key scope.
-_TOPUP_HINT = "top it up or bind another key with `/taste key`"
-_NO_CREDITS = "does not have enough credits"
 
 
 @dataclass(frozen=True)
@@ -163,25 +160,21 @@ def _cheaper(provider: ProviderName, left: float) -> str:
     return f", or ask for `{flag} --res {res}` ({credits_word(cost)})"
 
 
-def failure_text(gen: Generation, reason: str) -> str:
-    """A provider's failure sentence, told to the person who asked: what to do depends on
-    whose key it was (a member cannot fix the team's key; an admin can) and its provider."""
+def failure_text(gen: Generation, error: TmbotError) -> str:
+    """A failure told to the person who asked. For key trouble, what to do depends on whose
+    key it was (a member cannot fix the team's key; an admin can) and its provider."""
+    if not isinstance(error, KeyRejected | InsufficientCredits):
+        return error.user_message
     flag = _provider_flag(gen.key.provider)
+    fix = "bind a new one" if isinstance(error, KeyRejected) else "top it up or bind another"
     if gen.key.scope is KeyScope.TEAM:
-        admin = "this is the team's key, so ask a workspace admin to"
-        rebind = f"{admin} bind a new one with `/taste team key{flag}`"
-        topup = f"{admin} top it up or bind another with `/taste team key{flag}`"
-        otherwise = "ask a workspace admin to top up the team's key"
+        advice = (
+            f"this is the team's key, so ask a workspace admin to {fix} with "
+            f"`/taste team key{flag}`"
+        )
     else:
-        rebind = f"bind a new one with `/taste key{flag}`"
-        topup = f"top it up or bind another key with `/taste key{flag}`"
-        otherwise = f"top the key up or bind another with `/taste key{flag}`"
-    for hint, advice in ((REBIND_HINT, rebind), (_TOPUP_HINT, topup)):
-        if hint in reason:
-            return reason.replace(hint, advice)
-    if _NO_CREDITS in reason:
-        return reason.removesuffix(".") + f"; {otherwise}."
-    return reason
+        advice = f"{fix} with `/taste key{flag}`"
+    return f"{error.user_message.removesuffix('.')}; {advice}."
 
 
 class Engine:
@@ -963,10 +956,16 @@ class _Hooks:
             return binding.balance
         return gen.credits_remaining
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, error: TmbotError) -> None:
         engine = self.engine
         gen = engine._live.get(job.generation_id) or await engine.store.get_generation(
             job.generation_id
         )
-        if gen is not None:
-            await engine._fail(gen, failure_text(gen, reason))
+        if gen is None:
+            return
+        if isinstance(error, InsufficientCredits) and error.available is not None:
+            # the provider just told us the balance: later requests are checked against it
+            await engine.store.record_balance(
+                gen.key, remaining=error.available, seen_at=engine._now()
+            )
+        await engine._fail(gen, failure_text(gen, error))

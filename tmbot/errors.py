@@ -87,6 +87,10 @@ class InsufficientCredits(ProviderError):
         self.available = available
 
 
+class TaskFailed(ProviderError):
+    """The provider ended the task as failed; the message carries its reason."""
+
+
 class BadRequest(ProviderError):
     """400: the provider refused the body. Not retried."""
 

@@ -29,6 +29,7 @@ from tmbot.errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    TaskFailed,
     TmbotError,
 )
 from tmbot.fairqueue import FairSlots
@@ -78,7 +79,7 @@ class JobHooks(Protocol):
 
     async def downloaded(self, job: Job, state: TaskState, image: bytes) -> None: ...
 
-    async def failed(self, job: Job, reason: str) -> None: ...
+    async def failed(self, job: Job, error: TmbotError) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -168,10 +169,12 @@ class Scheduler:
         except asyncio.CancelledError:
             raise
         except TmbotError as err:
-            await hooks.failed(job, err.user_message)
+            await hooks.failed(job, err)
         except Exception:
             log.exception("generation %s failed on an unexpected error", job.generation_id)
-            await hooks.failed(job, "Something went wrong inside tmbot; the error was logged.")
+            await hooks.failed(
+                job, TmbotError("Something went wrong inside tmbot; the error was logged.")
+            )
 
     async def _run(self, job: Job, hooks: JobHooks) -> None:
         lane = self.lane(job)
@@ -183,7 +186,8 @@ class Scheduler:
         else:
             state = await self._until_done(job, hooks, lane, provider)
             if state.status is TaskStatus.FAILED:
-                await hooks.failed(job, state.error or "The provider reported the task failed.")
+                reason = state.error or "The provider reported the task failed."
+                await hooks.failed(job, TaskFailed(reason))
                 return
             await hooks.completed(job, state)
         image = await self._download(job, lane, provider, state)

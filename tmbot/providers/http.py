@@ -51,7 +51,6 @@ MAX_DOWNLOAD_BYTES: Final = 50 * 1024 * 1024
 USER_AGENT: Final = "tmbot/0.1 (+httpx)"
 
 EXPIRED_MESSAGE: Final = "The image link expired before it could be fetched."
-REBIND_HINT: Final = "bind a new one with `/taste key`"
 
 # A header value must be printable ASCII; anything else would make httpx/h11 raise with the
 # value (the key) in the exception text.
@@ -235,7 +234,7 @@ def _credits_error(
     elif have is not None:
         text = f"{head}: {have} are left."
     else:
-        text = f"{head}; top it up or bind another key with `/taste key`."
+        text = f"{head}."
     return InsufficientCredits(text, status=status, required=need, available=have)
 
 
@@ -254,7 +253,7 @@ def error_for_response(
     if status == 400:
         return BadRequest(_with_detail(f"{label} refused the request (400)", detail), status=400)
     if status == 401:
-        return KeyRejected(f"{label} rejected this API key (401); {REBIND_HINT}.", status=401)
+        return KeyRejected(f"{label} rejected this API key (401).", status=401)
     if status == 402:
         required, available = find_amounts(data, detail)
         return _credits_error(label, 402, required, available)
@@ -265,8 +264,7 @@ def error_for_response(
             return _credits_error(label, 403, required, available)
         return KeyRejected(
             _with_detail(
-                f"{label} refused this API key permission (403); check the key's permissions "
-                f"or {REBIND_HINT}",
+                f"{label} refused this API key permission (403)",
                 detail,
             ),
             status=403,
@@ -294,9 +292,7 @@ def error_for_response(
 
 def auth_headers(key: ApiKey, label: str) -> dict[str, str]:
     if not _HEADER_SAFE.fullmatch(key.secret):
-        raise KeyRejected(
-            f"This {label} API key contains characters that cannot be sent; {REBIND_HINT}."
-        )
+        raise KeyRejected(f"This {label} API key contains characters that cannot be sent.")
     return {"Authorization": f"Bearer {key.secret}", "Accept": "application/json"}
 
 
