@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from storage.sqlite import SqliteStore
 from tmbot.clock import Clock
 from tmbot.domain import Actor, Place
 from tmbot.engine import Engine
-from tmbot.events import Delivered, Event, Failed
+from tmbot.events import Delivered, Event, Failed, Started
 from tmbot.providers import build_providers
 from tmbot.records import Generation
 from tmbot.scheduler import Scheduler, SchedulerSettings
@@ -28,9 +29,19 @@ class Recorder:
     """A Notifier that keeps every event."""
 
     events: list[Event] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def notify(self, event: Event) -> None:
-        self.events.append(event)
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    async def started(self, count: int) -> None:
+        """Wait until ``count`` generations have been accepted by the provider."""
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: sum(isinstance(e, Started) for e in self.events) >= count
+            )
 
     def final(self, generation_id: str) -> list[Event]:
         return [
@@ -72,13 +83,14 @@ async def running_bot(
     settings: SchedulerSettings | None = None,
     timeout: float = 30.0,
     db_name: str = "bot.db",
+    recorder: Recorder | None = None,
 ) -> AsyncIterator[Bot]:
     store = await SqliteStore.open(tmp_path / db_name)
     providers = build_providers(
         tastemachine_url=sim.base_url, vtrix_url=sim.base_url, timeout=timeout
     )
     clock = Clock(scale=sim.config.time_scale)
-    recorder = Recorder()
+    recorder = recorder or Recorder()
     engine = Engine(
         store=store,
         vault=_vault(tmp_path),

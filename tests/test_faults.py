@@ -53,28 +53,59 @@ async def test_server_errors_are_retried_with_backoff(tmp_path: Path) -> None:
     assert stats.tasks_created == 4  # a 500 happens before the work: no duplicates
 
 
-async def test_timeouts_are_retried(tmp_path: Path) -> None:
-    config = SimConfig(time_scale=SCALE, timeout_rate=0.3, hang_seconds=2.0, seed=3)
+async def test_poll_timeouts_are_retried(tmp_path: Path) -> None:
+    config = SimConfig(time_scale=SCALE, seed=3, hang_seconds=2.0)
     async with (
         Simulator(config) as sim,
         running_bot(tmp_path, sim, settings=FAST, timeout=0.3) as bot,
     ):
         await bot.bind("alice", KEY)
         gens = [await bot.ask("alice", f"poster {i}") for i in range(3)]
+        await bot.recorder.started(3)
+        sim.configure(timeout_rate=0.3)
         await finish(bot)
     assert all(isinstance(bot.recorder.final(g.id)[0], Delivered) for g in gens)
 
 
-async def test_malformed_answers_fail_after_bounded_retries(tmp_path: Path) -> None:
+async def test_malformed_polls_fail_after_bounded_retries(tmp_path: Path) -> None:
+    async with Simulator(SimConfig(time_scale=SCALE, seed=4)) as sim:
+        async with running_bot(tmp_path, sim, settings=FAST) as bot:
+            await bot.bind("alice", KEY)
+            gen = await bot.ask("alice", "a poster")
+            await bot.recorder.started(1)  # the create's answer is in; now garble the polls
+            sim.configure(malformed_rate=1.0)
+            await finish(bot)
+        stats = sim.stats().for_key(KEY)
+    reason = bot.recorder.failure(gen.id)
+    assert "Taste Machine" in reason and reason.endswith(".")
+    assert stats.creates == 1
+    assert stats.polls == FAST.max_malformed + 1  # bounded: tried, then gave up
+
+
+async def test_a_garbled_create_answer_is_never_sent_again(tmp_path: Path) -> None:
+    """The task exists at the provider but we could not read its id: sending the create
+    again would make (and bill) a second image."""
     async with Simulator(SimConfig(time_scale=SCALE, malformed_rate=1.0, seed=4)) as sim:
         async with running_bot(tmp_path, sim, settings=FAST) as bot:
             await bot.bind("alice", KEY)
             gen = await bot.ask("alice", "a poster")
             await finish(bot)
         creates = sim.stats().for_key(KEY).creates
+    assert creates == 1
+    assert "not sent again (to avoid paying twice)" in bot.recorder.failure(gen.id)
+
+
+async def test_a_create_that_timed_out_is_never_sent_again(tmp_path: Path) -> None:
+    config = SimConfig(time_scale=SCALE, timeout_rate=1.0, hang_seconds=1.0, seed=8)
+    async with (
+        Simulator(config) as sim,
+        running_bot(tmp_path, sim, settings=FAST, timeout=0.2) as bot,
+    ):
+        await bot.bind("alice", KEY)
+        gen = await bot.ask("alice", "a poster")
+        await finish(bot)
     reason = bot.recorder.failure(gen.id)
-    assert "Taste Machine" in reason and reason.endswith(".")
-    assert creates == FAST.max_malformed + 1  # bounded: tried, then gave up
+    assert "did not answer in time" in reason and "not sent again" in reason
 
 
 async def test_failed_task_reports_the_providers_reason(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ async def test_the_default_budget_and_no_budget_at_all(tmp_path: Path) -> None:
         # dave has used 24 this month already: over the new default
         refused = await chat.say("@dave one more poster --fast --res 1k")
         assert "costs 8 credits but you have 0 of your 15/month team budget (the team " in (refused)
-        assert "renews on the 1st (00:00 UTC)" in refused
+        assert "renews on the 1st at 00:00 UTC" in refused
         carol = await chat.ask("@carol a lighthouse")  # 10 of the default 15
         refused = await chat.say("@carol another lighthouse")
         assert "costs 10 credits but you have 5 of your 15/month team budget (the team " in (

@@ -46,37 +46,40 @@ async def runtime(
 ) -> AsyncIterator[Engine]:
     """Store, vault, providers, scheduler and engine, closed in reverse order."""
     path = path_from_url(database_url or config.database_url or DEFAULT_DATABASE_URL)
-    store = await SqliteStore.open(path)
+    # providers first: a bad URL is refused before anything is opened that needs closing
     providers = build_providers(
         tastemachine_url=tastemachine_url or config.tastemachine_url,
         vtrix_url=vtrix_url or config.vtrix_url,
         timeout=config.http_timeout,
     )
     try:
-        vault = Vault.from_environment(env=os.environ, key_file=key_file_for(path))
-        clock = Clock(scale=config.time_scale)
-        scheduler = Scheduler(
-            providers=providers,
-            clock=clock,
-            settings=SchedulerSettings(deadline=config.deadline_seconds),
-        )
-        engine = Engine(
-            store=store,
-            vault=vault,
-            providers=providers,
-            notifier=notifier,
-            clock=clock,
-            scheduler=scheduler,
-            on_secret=redactor.register,
-        )
+        store = await SqliteStore.open(path)
         try:
-            yield engine
+            vault = Vault.from_environment(env=os.environ, key_file=key_file_for(path))
+            clock = Clock(scale=config.time_scale)
+            scheduler = Scheduler(
+                providers=providers,
+                clock=clock,
+                settings=SchedulerSettings(deadline=config.deadline_seconds),
+            )
+            engine = Engine(
+                store=store,
+                vault=vault,
+                providers=providers,
+                notifier=notifier,
+                clock=clock,
+                scheduler=scheduler,
+                on_secret=redactor.register,
+            )
+            try:
+                yield engine
+            finally:
+                await engine.aclose()
         finally:
-            await engine.aclose()
+            await store.close()
     finally:
         for provider in providers.values():
             await provider.aclose()
-        await store.close()
 
 
 async def _console(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import io
 import logging
 import secrets
@@ -44,6 +45,7 @@ from tmbot.domain import (
 )
 from tmbot.errors import (
     BudgetExceeded,
+    DeliveryFailed,
     InsufficientCredits,
     KeyRejected,
     NoKeyBound,
@@ -88,6 +90,9 @@ log = logging.getLogger(__name__)
 
 #: repeated regenerate triggers by one person for one result within this many seconds count once
 REGENERATE_WINDOW = 10.0
+
+#: how often the notifier is asked to post a finished image before the generation fails
+DELIVERY_ATTEMPTS = 3
 
 #: the words after ``team`` that make a team command (non-admins are refused even when the
 #: rest does not parse: they should not learn the syntax from its error messages)
@@ -210,7 +215,11 @@ class Engine:
     async def start(self) -> int:
         """Resume unfinished generations; returns how many were picked up again."""
         resumed = 0
-        for gen in await self.store.unfinished_generations():
+        unfinished = await self.store.unfinished_generations()
+        # Work already at the provider first: it holds slots there that queued work must
+        # not take (the sort is stable, so each group stays oldest first).
+        unfinished.sort(key=lambda g: g.status is GenStatus.ACCEPTED)
+        for gen in unfinished:
             if gen.status is GenStatus.SUBMITTING:
                 # We cannot know whether the provider got the create call: sending it again
                 # could bill twice, so the person is told and can ask again.
@@ -496,7 +505,8 @@ class Engine:
             elapsed = max(0.0, self._now() - gen.submitted_at) * self.clock.scale
         job = Job(
             generation_id=gen.id,
-            lane_id=gen.key.lane_id,
+            # limits belong to the key itself, however many bindings share it
+            lane_id=f"{gen.key.provider}:{hashlib.sha256(key.secret.encode()).hexdigest()[:16]}",
             user=f"{gen.actor.tenant}:{gen.actor.user_id}",
             key=key,
             spec=gen.spec,
@@ -534,7 +544,35 @@ class Engine:
         await self._notify(Failed(failed, reason))
 
     async def _notify(self, event: Event) -> None:
-        await self.notifier.notify(event)
+        """Progress and failure notices are best effort: a chat platform's hiccup must not
+        fail (or lose) the work itself."""
+        try:
+            await self.notifier.notify(event)
+        except Exception:
+            log.warning(
+                "could not show %s for generation %s",
+                type(event).__name__,
+                event.generation.id,
+                exc_info=True,
+            )
+
+    async def _deliver(self, event: Delivered) -> None:
+        """Hand the image over, retrying a few times before giving up with a reason."""
+        for attempt in range(1, DELIVERY_ATTEMPTS + 1):
+            try:
+                await self.notifier.notify(event)
+                return
+            except Exception:
+                log.warning(
+                    "posting generation %s failed (attempt %d)",
+                    event.generation.id,
+                    attempt,
+                    exc_info=True,
+                )
+                await asyncio.sleep(0.5 * attempt)
+        raise DeliveryFailed(
+            "The image was made but could not be posted here; ask again in a moment."
+        )
 
     # --- keys --------------------------------------------------------------------------
 
@@ -893,7 +931,9 @@ class _Hooks:
         engine = self.engine
         # The reservation ends (status SUBMITTED) and the balance that includes the charge is
         # recorded together, as far as the funds check (under the same lock) can tell.
-        async with engine._lock(f"key:{job.lane_id}"):
+        gen = engine._live.get(job.generation_id)
+        key_lock = engine._lock(f"key:{gen.key.lane_id}") if gen else asyncio.Lock()
+        async with key_lock:
             gen = await engine._change(
                 job.generation_id,
                 status=GenStatus.SUBMITTED,
@@ -929,7 +969,7 @@ class _Hooks:
             return
         width, height = await engine.image_size(image)
         used = gen.credits_consumed if gen.credits_consumed is not None else gen.cost
-        await engine._notify(
+        await engine._deliver(
             Delivered(
                 generation=gen,
                 image=image,

@@ -91,6 +91,10 @@ class TaskFailed(ProviderError):
     """The provider ended the task as failed; the message carries its reason."""
 
 
+class NotResent(ProviderError):
+    """A create whose outcome is unknown; failed rather than sent twice."""
+
+
 class BadRequest(ProviderError):
     """400: the provider refused the body. Not retried."""
 
@@ -108,9 +112,19 @@ class RateLimited(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    """5xx, 408/504, timeouts and connection errors: retried with backoff."""
+    """5xx, 408/504, timeouts and connection errors: retried with backoff.
+
+    ``maybe_received`` is True when the provider may have acted on the request before the
+    trouble (a read timeout, a dropped answer, a gateway timeout): a create that failed this
+    way is not sent again, so nobody pays twice."""
 
     transient = True
+
+    def __init__(
+        self, user_message: str, *, status: int | None = None, maybe_received: bool = False
+    ) -> None:
+        super().__init__(user_message, status=status)
+        self.maybe_received = maybe_received
 
 
 class MalformedResponse(ProviderError):
@@ -126,6 +140,10 @@ class DownloadFailed(ProviderError):
         super().__init__(user_message, status=status)
         self.expired = expired
         self.transient = not expired
+
+
+class DeliveryFailed(TmbotError):
+    """The image was made but the platform would not take it."""
 
 
 # --- configuration ---------------------------------------------------------------------

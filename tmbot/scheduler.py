@@ -26,6 +26,7 @@ from tmbot.errors import (
     DownloadFailed,
     GenerationTimedOut,
     MalformedResponse,
+    NotResent,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
@@ -40,6 +41,11 @@ from tmbot.ratelimit import RateWindow
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+NOT_RESENT = (
+    "it may have reached the provider, so it was not sent again (to avoid paying twice); "
+    "please ask again."
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,17 @@ class Job:
     @property
     def profile(self) -> Profile:
         return (self.spec.provider.value, self.spec.model, self.spec.resolution)
+
+
+def worth_reporting(last: int | None, position: int) -> bool:
+    """Whether a waiter hears about its new queue position: the first one, then only when it
+    has improved by a fifth or reaches the last three, so a long queue draining costs each
+    waiter a few dozen updates rather than one per slot freed."""
+    if last is None:
+        return True
+    if position >= last:
+        return False
+    return position <= 3 or position <= last * 0.8
 
 
 class JobHooks(Protocol):
@@ -204,15 +221,18 @@ class Scheduler:
             finally:
                 lane.slots.release()
 
-        def on_position(position: int) -> None:
-            eta = self._eta(lane, job, position)
-            self._spawn(hooks.queued(job, position, eta))
-
-        async with lane.slots.slot(job.user, on_position):
+        async with lane.slots.slot(job.user, self._position_reporter(job, lane, hooks)):
+            # Take the first request permit before marking the generation as being sent,
+            # so a restart while we wait for the key's budget does not count it as sent.
+            await lane.permit()
             await hooks.submitting(job)
             started = self._clock.monotonic()
             submission, _ = await self._call(
-                lane, lambda: provider.submit(job.key, job.spec), deadline=started + self._limit()
+                lane,
+                lambda: provider.submit(job.key, job.spec),
+                deadline=started + self._limit(),
+                create=True,
+                permit_held=True,
             )
             await hooks.submitted(job, submission)
             if submission.state is not None and submission.state.status is not TaskStatus.RUNNING:
@@ -220,6 +240,17 @@ class Scheduler:
             return await self._poll(
                 job, lane, provider, submission.task_id, submission.estimated_seconds, 0.0
             )
+
+    def _position_reporter(self, job: Job, lane: KeyLane, hooks: JobHooks) -> Callable[[int], None]:
+        last: int | None = None
+
+        def on_position(position: int) -> None:
+            nonlocal last
+            if worth_reporting(last, position):
+                last = position
+                self._spawn(hooks.queued(job, position, self._eta(lane, job, position)))
+
+        return on_position
 
     def _limit(self) -> float:
         return self.settings.deadline
@@ -248,7 +279,7 @@ class Scheduler:
         polls = 0
         while True:
             now = clock.monotonic()
-            if now >= deadline:
+            if now >= deadline and polls:
                 minutes = self.settings.deadline / 60
                 raise GenerationTimedOut(
                     f"The provider was still working on this image after {minutes:g} minutes, "
@@ -257,9 +288,12 @@ class Scheduler:
             wait = self.planner.next_delay(
                 job.profile, estimate, elapsed=now - submitted, polls=polls
             )
-            await clock.sleep(min(wait, deadline - now))
-            if clock.monotonic() >= deadline:
-                continue  # one last look is not worth a request past the deadline
+            if polls:
+                await clock.sleep(min(wait, deadline - now))
+                if clock.monotonic() >= deadline:
+                    continue  # one last look is not worth a request past the deadline
+            else:  # a resumed task past its deadline still gets one look before giving up
+                await clock.sleep(max(0.0, min(wait, deadline - now)))
             state, sent_at = await self._call(
                 lane, lambda: provider.poll(job.key, task_id), deadline=deadline
             )
@@ -267,23 +301,36 @@ class Scheduler:
             if state.status is TaskStatus.RUNNING:
                 seen_running = sent_at - submitted
                 continue
-            self.planner.observe(
-                job.profile,
-                estimate,
-                seen_running_at=seen_running,
-                seen_done_at=sent_at - submitted,
-            )
+            if elapsed == 0.0:  # a resumed task's duration includes our downtime: not data
+                self.planner.observe(
+                    job.profile,
+                    estimate,
+                    seen_running_at=seen_running,
+                    seen_done_at=sent_at - submitted,
+                )
             return state
 
     async def _call(
-        self, lane: KeyLane, request: Callable[[], Awaitable[T]], *, deadline: float
+        self,
+        lane: KeyLane,
+        request: Callable[[], Awaitable[T]],
+        *,
+        deadline: float,
+        create: bool = False,
+        permit_held: bool = False,
     ) -> tuple[T, float]:
         """One API request within the key's budget, retried on transient faults until the
-        deadline. Returns the answer and the provider time it was sent."""
+        deadline. Returns the answer and the provider time it was sent.
+
+        A create is never sent again once the provider may have acted on it (a garbled 2xx
+        answer, a read timeout, a gateway timeout): that would make and bill a second
+        image. Those fail the generation instead; the person can ask again."""
         failures = 0
         malformed = 0
         while True:
-            await lane.permit()
+            if not permit_held:
+                await lane.permit()
+            permit_held = False
             sent_at = self._clock.monotonic()
             try:
                 return await request(), sent_at
@@ -291,6 +338,8 @@ class Scheduler:
                 lane.slow_down(err.retry_after or self.settings.default_retry_after)
                 last: ProviderError = err
             except MalformedResponse as err:
+                if create:
+                    raise NotResent(f"{err.user_message.removesuffix('.')}; {NOT_RESENT}") from None
                 malformed += 1
                 if malformed > self.settings.max_malformed:
                     raise
@@ -298,6 +347,8 @@ class Scheduler:
                 failures += 1
                 await self._backoff(failures, deadline)
             except ProviderUnavailable as err:
+                if create and err.maybe_received:
+                    raise NotResent(f"{err.user_message.removesuffix('.')}; {NOT_RESENT}") from None
                 last = err
                 failures += 1
                 await self._backoff(failures, deadline)

@@ -68,7 +68,7 @@ def period_word(period: BudgetPeriod) -> str:
 
 
 def renews(period: BudgetPeriod) -> str:
-    return "at 00:00 UTC" if period is BudgetPeriod.DAY else "on the 1st (00:00 UTC)"
+    return "at 00:00 UTC" if period is BudgetPeriod.DAY else "on the 1st at 00:00 UTC"
 
 
 def history_line(gen: Generation, *, now: float) -> str:

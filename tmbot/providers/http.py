@@ -278,7 +278,9 @@ def error_for_response(
     if status in (408, 425) or status >= 500:
         what = "timed out" if status in (408, 504) else "is unavailable right now"
         return ProviderUnavailable(
-            _with_detail(f"{label} {what} (HTTP {status})", detail), status=status
+            _with_detail(f"{label} {what} (HTTP {status})", detail),
+            status=status,
+            maybe_received=status == 504,  # a gateway gave up; the service may have acted
         )
     if 400 <= status < 500:
         return BadRequest(
@@ -342,13 +344,21 @@ class ProviderHttp:
                 headers=headers,
                 timeout=self.timeout,
             )
-        except httpx.TimeoutException as exc:
-            log.debug("%s -> %s", what, type(exc).__name__)
-            raise ProviderUnavailable(f"{self.label} did not answer in time.") from None
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # the request never left: safe to send again
             log.debug("%s -> %s", what, type(exc).__name__)
             raise ProviderUnavailable(
                 f"Could not reach {self.label} (connection failed)."
+            ) from None
+        except httpx.TimeoutException as exc:
+            log.debug("%s -> %s", what, type(exc).__name__)
+            raise ProviderUnavailable(
+                f"{self.label} did not answer in time.", maybe_received=True
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            log.debug("%s -> %s", what, type(exc).__name__)
+            raise ProviderUnavailable(
+                f"Could not reach {self.label} (connection failed).", maybe_received=True
             ) from None
         except RuntimeError as exc:  # e.g. the client was closed under us
             log.warning("%s -> %s", what, type(exc).__name__)
