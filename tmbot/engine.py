@@ -7,13 +7,12 @@ provider are polled again (never re-submitted); finished images are handed over 
 adapters deliver them at most once per generation.
 
 Who pays: the actor's own key for the provider, else the team's key within the actor's
-budget (their own, else the team default; no budget at all means no cap). Before anything
-is sent the image's price (the capability table) is checked against that budget and against
-the key's balance as last reported by the provider, less what is reserved by images not yet
-sent. Vtrix publishes no prices, so its images are counted and its reported cost shown, but
-budgets (which are in credits) cannot cap them. The check and the insert of the generation
-row run under one lock per key, so concurrent requests cannot overspend together; the
-ledger is derived from generation rows (see :mod:`tmbot.records`).
+budget. Before anything is sent :class:`tmbot.funds.Funds` checks the image's price against
+that budget and the key's balance; Vtrix publishes no prices, so its images are counted and
+its reported cost shown, but budgets (which are in credits) cannot cap them. The check and
+the insert of the generation row run under one lock per key, so concurrent requests cannot
+overspend together; the ledger is derived from generation rows (see :mod:`tmbot.records`).
+The team's admin commands live in :mod:`tmbot.team`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 from PIL import Image
 
@@ -44,7 +42,6 @@ from tmbot.domain import (
     TaskState,
 )
 from tmbot.errors import (
-    BudgetExceeded,
     DeliveryFailed,
     InsufficientCredits,
     KeyRejected,
@@ -55,11 +52,12 @@ from tmbot.errors import (
     TmbotError,
 )
 from tmbot.events import Delivered, Event, Failed, Queued, Started
+from tmbot.funds import Allowance as Allowance  # re-exported: it used to live here
+from tmbot.funds import Funds, priced, provider_flag
+from tmbot.funds import period_start as period_start  # re-exported: tests import it from here
 from tmbot.ports import Notifier, Store
 from tmbot.providers.base import ImageProvider
 from tmbot.records import (
-    DEFAULT_MEMBER,
-    Budget,
     BudgetPeriod,
     Generation,
     GenStatus,
@@ -67,11 +65,10 @@ from tmbot.records import (
     KeyRef,
     KeyScope,
     MessageLink,
-    Spend,
-    TeamSettings,
     UserSettings,
 )
 from tmbot.scheduler import Job, Scheduler
+from tmbot.team import Team, require_admin
 from tmbot.texts import (
     amount,
     budget_rate,
@@ -82,7 +79,6 @@ from tmbot.texts import (
     images_word,
     period_word,
     relative_time,
-    renews,
 )
 from tmbot.vault import Vault
 
@@ -110,37 +106,8 @@ class Reply:
     key_scope: KeyScope = KeyScope.USER
 
 
-@dataclass(frozen=True)
-class Allowance:
-    """What a member may still spend on the team key in their budget's current period."""
-
-    budget: Budget | None  # None: no budget applies, so no cap
-    used: float  # credits used this period (today when there is no budget)
-
-    @property
-    def left(self) -> float | None:
-        return None if self.budget is None else max(0.0, self.budget.amount - self.used)
-
-
 def new_generation_id() -> str:
     return secrets.token_hex(5)
-
-
-def period_start(period: BudgetPeriod, now: float) -> float:
-    """When the period holding ``now`` began: 00:00 UTC today, or the 1st of the month."""
-    start = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period is BudgetPeriod.MONTH:
-        start = start.replace(day=1)
-    return start.timestamp()
-
-
-def _priced(provider: ProviderName) -> bool:
-    """Whether the provider publishes prices (so budgets in credits can cap its use)."""
-    return any(m.cost is not None for m in caps(provider).models.values())
-
-
-def _provider_flag(provider: ProviderName) -> str:
-    return "" if provider is DEFAULT_PROVIDER else f" --provider {provider.value}"
 
 
 def _is_team_command(text: str) -> bool:
@@ -148,29 +115,12 @@ def _is_team_command(text: str) -> bool:
     return len(words) >= 2 and words[0].lower() == "team" and words[1].lower() in _TEAM_WORDS
 
 
-def _cheaper(provider: ProviderName, left: float) -> str:
-    """``, or ask for `--fast --res 1k` (8 credits)`` when something in the provider's table
-    fits in ``left``, else ``""``."""
-    options = [
-        (cost, model, res)
-        for model, mc in caps(provider).models.items()
-        for res, cost in (mc.cost or {}).items()
-        if cost <= left
-    ]
-    if not options:
-        return ""
-    cost, model, res = min(options)
-    shorthand = {name: short for short, name in cmds.MODEL_SHORTHANDS.items()}
-    flag = f"--{shorthand[model]}" if model in shorthand else f"--model {model}"
-    return f", or ask for `{flag} --res {res}` ({credits_word(cost)})"
-
-
 def failure_text(gen: Generation, error: TmbotError) -> str:
     """A failure told to the person who asked. For key trouble, what to do depends on whose
     key it was (a member cannot fix the team's key; an admin can) and its provider."""
     if not isinstance(error, KeyRejected | InsufficientCredits):
         return error.user_message
-    flag = _provider_flag(gen.key.provider)
+    flag = provider_flag(gen.key.provider)
     fix = "bind a new one" if isinstance(error, KeyRejected) else "top it up or bind another"
     if gen.key.scope is KeyScope.TEAM:
         advice = (
@@ -209,6 +159,8 @@ class Engine:
         self._idle.set()
         self._recent_regens: dict[tuple[str, str, str], tuple[float, Generation]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.funds = Funds(store=store, now=now)
+        self.team = Team(store=store, now=now)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -270,7 +222,7 @@ class Engine:
             command = cmds.parse(text)
         except ParseError:
             if _is_team_command(text):
-                self._require_admin(actor)
+                require_admin(actor)
             raise
         match command:
             case cmds.Generate():
@@ -295,7 +247,7 @@ class Engine:
             case cmds.Help():
                 return Reply(help_text(command.topic))
             case cmds.TeamKey(key=None):
-                self._require_admin(actor)
+                require_admin(actor)
                 return Reply(
                     f"Paste the team's key for {caps(command.provider).display_name} in the "
                     "private form.",
@@ -408,7 +360,7 @@ class Engine:
         # place before the next request on this key is checked.
         async with self._lock(f"key:{binding.ref.lane_id}"):
             binding = await self.store.get_key(binding.ref) or binding
-            await self._check_funds(actor, binding, cost)
+            await self.funds.check(actor, binding, cost)
             key = self._decrypt(binding)
             now = self._now()
             gen = Generation(
@@ -426,77 +378,6 @@ class Engine:
             await self.store.insert_generation(gen)
         self._launch(gen, key)
         return gen
-
-    async def _check_funds(self, actor: Actor, binding: KeyBinding, cost: int | None) -> None:
-        """Refuse, before any API call, what the actor's team budget or the key's balance
-        cannot cover. Without a price (Vtrix) there is nothing to check against."""
-        if cost is None:
-            return
-        ref = binding.ref
-        if ref.scope is KeyScope.TEAM:
-            allowance = await self._allowance(actor.tenant, actor.user_id)
-            left = allowance.left
-            if allowance.budget is not None and left is not None and cost > left:
-                budget = allowance.budget
-                default = " (the team default)" if budget.is_default else ""
-                raise BudgetExceeded(
-                    f"This image costs {credits_word(cost)} but you have {amount(left)} of your "
-                    f"{budget_rate(budget)} team budget{default} left; it renews "
-                    f"{renews(budget.period)}{_cheaper(ref.provider, left)}, or ask a workspace "
-                    "admin to raise it, or bind your own key with `/taste key`.",
-                    required=cost,
-                    available=int(left),
-                )
-        if binding.balance is None:
-            return
-        reserved = await self.store.pending_cost(ref)
-        available = max(0.0, binding.balance - reserved)
-        if cost <= available:
-            return
-        name = caps(ref.provider).display_name
-        seen = relative_time(self._now() - (binding.balance_seen_at or self._now()))
-        if reserved:
-            detail = (
-                f" ({amount(binding.balance)} when {name} last reported it {seen}, less "
-                f"{amount(reserved)} for images not sent yet)"
-            )
-        else:
-            detail = f" as {name} last reported it {seen}"
-        cheaper = _cheaper(ref.provider, available)
-        if ref.scope is KeyScope.TEAM:
-            whose, todo = "the team's key", f"ask a workspace admin to top it up{cheaper}"
-        else:
-            flag = _provider_flag(ref.provider)
-            whose = "your key"
-            todo = f"top it up{cheaper}, or bind another key with `/taste key{flag}`"
-        raise BudgetExceeded(
-            f"This image costs {credits_word(cost)} but {whose} {binding.fingerprint} has "
-            f"{amount(available)} left{detail}; {todo}.",
-            required=cost,
-            available=int(available),
-        )
-
-    async def _allowance(self, tenant: str, user_id: str) -> Allowance:
-        """Budgets count credits on the team's keys of every provider that publishes prices
-        (today: the Taste Machine); without a budget, ``used`` is today's use."""
-        budget = await self._budget_for(tenant, user_id)
-        period = budget.period if budget is not None else BudgetPeriod.DAY
-        since = period_start(period, self._now())
-        used = 0.0
-        for provider in ProviderName:
-            if _priced(provider):
-                spent = await self.store.spend(
-                    tenant, user_id, scope=KeyScope.TEAM, provider=provider, since=since
-                )
-                used += spent.credits
-        return Allowance(budget=budget, used=used)
-
-    async def _budget_for(self, tenant: str, user_id: str) -> Budget | None:
-        """The member's own budget, else the team default, else None (no cap)."""
-        own = await self.store.get_budget(tenant, user_id)
-        if own is not None:
-            return own
-        return await self.store.get_budget(tenant, DEFAULT_MEMBER)
 
     def _launch(self, gen: Generation, key: ApiKey) -> None:
         self._live[gen.id] = gen
@@ -605,13 +486,6 @@ class Engine:
             raise NoKeyBound("The key that was paying for this image has been removed.")
         return self._decrypt(binding)
 
-    def _require_admin(self, actor: Actor) -> None:
-        if not actor.is_admin:
-            raise NotPermitted(
-                "Only workspace admins can see or change the team's key, budgets and channel "
-                "setting; ask one of them."
-            )
-
     async def bind_key(
         self,
         actor: Actor,
@@ -621,7 +495,7 @@ class Engine:
         scope: KeyScope = KeyScope.USER,
     ) -> Reply:
         if scope is KeyScope.TEAM:
-            self._require_admin(actor)
+            require_admin(actor)
         cmds.check_key(provider, key)
         owner = actor.user_id if scope is KeyScope.USER else ""
         ref = KeyRef(scope, actor.tenant, owner, provider)
@@ -671,13 +545,13 @@ class Engine:
     async def _credits_line(self, actor: Actor, binding: KeyBinding) -> str:
         ref = binding.ref
         name = caps(ref.provider).display_name
-        priced = _priced(ref.provider)
+        is_priced = priced(ref.provider)
         now = self._now()
         whose = "your personal key" if ref.scope is KeyScope.USER else "the team's key"
         if binding.balance is not None:
             seen = relative_time(now - (binding.balance_seen_at or now))
             balance = f"{credits_word(binding.balance)} left as of {seen}"
-        elif priced:
+        elif is_priced:
             balance = "no balance reported yet (it shows after the next image)"
         else:
             balance = f"{name} reports no balance"
@@ -695,7 +569,7 @@ class Engine:
             provider=ref.provider,
             since=period_start(BudgetPeriod.MONTH, now),
         )
-        if priced:
+        if is_priced:
             use = (
                 f"your use of it: {credits_word(today.credits)} today, "
                 f"{amount(month.credits)} this month"
@@ -709,10 +583,10 @@ class Engine:
         return f"You're on {whose} for {name} ({binding.fingerprint}): {balance}; {use}."
 
     async def _budget_line(self, actor: Actor, provider: ProviderName) -> str:
-        if not _priced(provider):
+        if not priced(provider):
             name = caps(provider).display_name
             return f"{name} publishes no prices, so team budgets do not cap it"
-        allowance = await self._allowance(actor.tenant, actor.user_id)
+        allowance = await self.funds.allowance(actor.tenant, actor.user_id)
         budget, left = allowance.budget, allowance.left
         if budget is None or left is None:
             return "no budget applies to you, so your use of the team key is not capped"
@@ -745,145 +619,15 @@ class Engine:
     # --- team (admins) -----------------------------------------------------------------
 
     async def set_budget(self, actor: Actor, command: cmds.TeamBudget) -> Reply:
-        self._require_admin(actor)
-        tenant = actor.tenant
-        member = command.target if command.target is not None else DEFAULT_MEMBER
-        if command.remove:
-            removed = await self.store.delete_budget(tenant, member)
-            if member == DEFAULT_MEMBER:
-                if not removed:
-                    return Reply("There was no default budget; nothing changed.")
-                return Reply(
-                    "Removed the default budget; members without their own budget now use the "
-                    "team key without a cap."
-                )
-            if not removed:
-                return Reply(f"{member} had no budget of their own; nothing changed.")
-            fallback = await self.store.get_budget(tenant, DEFAULT_MEMBER)
-            after = (
-                f"the default budget ({budget_rate(fallback)}) applies to them now"
-                if fallback is not None
-                else "their use of the team key is not capped now"
-            )
-            return Reply(f"Removed {member}'s budget; {after}.")
-        budget = Budget(
-            tenant=tenant,
-            member=member,
-            amount=command.amount,
-            period=BudgetPeriod(command.period),
-            updated_at=self._now(),
-        )
-        await self.store.put_budget(budget)
-        who = "members without their own budget" if budget.is_default else member
-        text = (
-            f"Saved: {who} may use up to {credits_word(budget.amount)} a {budget.period.value} "
-            f"of the team's key (it renews {renews(budget.period)})."
-        )
-        team_key = await self.store.get_key(KeyRef(KeyScope.TEAM, tenant, "", DEFAULT_PROVIDER))
-        if team_key is None:
-            text += " The team has no key yet: bind one with `/taste team key`."
-        return Reply(text)
+        return Reply(await self.team.set_budget(actor, command))
 
     async def set_team_channel(self, actor: Actor, enabled: bool) -> Reply:
-        self._require_admin(actor)
-        await self.store.put_team_settings(actor.tenant, TeamSettings(channel_enabled=enabled))
-        if enabled:
-            return Reply("Channel mentions are on: members can mention tmbot in a channel.")
-        return Reply("Channel mentions are off: members use `/taste` to make images.")
+        return Reply(await self.team.set_channel(actor, enabled))
 
     async def team_show(self, actor: Actor) -> Reply:
         """The team's keys (fingerprints and balances), the channel setting, the budgets, and
         each member's use of the team key this period."""
-        self._require_admin(actor)
-        tenant, now = actor.tenant, self._now()
-        keys = []
-        for provider in ProviderName:
-            binding = await self.store.get_key(KeyRef(KeyScope.TEAM, tenant, "", provider))
-            if binding is None:
-                continue
-            shown = f"{caps(provider).display_name} {binding.fingerprint}"
-            if binding.balance is not None:
-                seen = relative_time(now - (binding.balance_seen_at or now))
-                shown += f" ({credits_word(binding.balance)} left as of {seen})"
-            keys.append(shown)
-        lines = [
-            "Team keys: " + "; ".join(keys) + "."
-            if keys
-            else "The team has no key bound; an admin can add one with `/taste team key`."
-        ]
-        settings = await self.store.get_team_settings(tenant)
-        lines.append(
-            f"Channel mentions: {'on' if settings.channel_enabled else 'off'} "
-            "(`/taste team channel on|off`)."
-        )
-        budgets = await self.store.list_budgets(tenant)
-        by_member = {b.member: b for b in budgets}
-        default = by_member.get(DEFAULT_MEMBER)
-        if budgets:
-            shown_budgets = [
-                f"{'default' if b.is_default else b.member} {budget_rate(b)}" for b in budgets
-            ]
-            lines.append(
-                "Budgets (credits on the team key): "
-                + ", ".join(shown_budgets)
-                + "; "
-                + (
-                    "members without their own budget get the default."
-                    if default is not None
-                    else "members without a budget are not capped."
-                )
-            )
-        else:
-            lines.append("Budgets: none, so members may use the team key without a cap.")
-        lines.extend(await self._team_use_lines(tenant, by_member, default))
-        return Reply("\n".join(lines))
-
-    async def _team_use_lines(
-        self, tenant: str, by_member: Mapping[str, Budget], default: Budget | None
-    ) -> list[str]:
-        now = self._now()
-        day, month = (period_start(p, now) for p in (BudgetPeriod.DAY, BudgetPeriod.MONTH))
-        use: dict[ProviderName, tuple[dict[str, Spend], dict[str, Spend]]] = {}
-        for provider in ProviderName:
-            use[provider] = (
-                await self.store.spend_by_member(
-                    tenant, scope=KeyScope.TEAM, provider=provider, since=day
-                ),
-                await self.store.spend_by_member(
-                    tenant, scope=KeyScope.TEAM, provider=provider, since=month
-                ),
-            )
-        members = sorted(
-            {m for m in by_member if m != DEFAULT_MEMBER}
-            | {m for _, by_month in use.values() for m in by_month}
-        )
-        if not members:
-            return ["Nobody has used the team key this month."]
-        lines = ["Use of the team key (today / this month):"]
-        for member in members:
-            parts = []
-            for provider, (by_day, by_month) in use.items():
-                t, m = by_day.get(member, Spend()), by_month.get(member, Spend())
-                if _priced(provider):
-                    if m.images or provider is DEFAULT_PROVIDER:
-                        parts.append(f"{amount(t.credits)} / {credits_word(m.credits)}")
-                elif m.images:
-                    name = caps(provider).display_name
-                    parts.append(f"{t.images} / {images_word(m.images)} on {name}")
-            budget = by_member.get(member) or default
-            if budget is not None:
-                # budgets count credits on the providers that publish prices
-                index = 0 if budget.period is BudgetPeriod.DAY else 1
-                used = sum(
-                    spent[index].get(member, Spend()).credits
-                    for provider, spent in use.items()
-                    if _priced(provider)
-                )
-                left = amount(max(0.0, budget.amount - used))
-                which = "default budget" if budget.is_default else "budget"
-                parts.append(f"{which} {budget_rate(budget)}, {left} left")
-            lines.append(f"• {member}: " + "; ".join(parts))
-        return lines
+        return Reply(await self.team.show(actor))
 
     async def image_size(self, image: bytes) -> tuple[int, int]:
         def measure() -> tuple[int, int]:
@@ -897,7 +641,7 @@ def _no_key(provider: ProviderName) -> NoKeyBound:
     name = caps(provider).display_name
     return NoKeyBound(
         f"You have no key for {name} yet, and neither does your team: bind yours with "
-        f"`/taste key{_provider_flag(provider)}`."
+        f"`/taste key{provider_flag(provider)}`."
     )
 
 
