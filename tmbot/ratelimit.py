@@ -9,12 +9,20 @@ A 429 blocks the whole key until its Retry-After has passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import logging
 from collections import deque
 
 from tmbot.clock import Clock
 
 log = logging.getLogger(__name__)
+
+
+#: request priorities: a create fills a concurrency slot that is sitting idle, so when the
+#: budget is short it goes before polls, which only look at work already running
+CREATE, POLL = 0, 1
 
 
 class RateWindow:
@@ -27,8 +35,14 @@ class RateWindow:
         self.margin = margin
         self._sent: deque[float] = deque()
         self._blocked_until = 0.0
-        self._lock = asyncio.Lock()  # FIFO: waiters are served in arrival order
-        self.waiting = 0
+        # waiters by (priority, arrival): the head sends next, the rest wait their turn
+        self._queue: list[tuple[int, int]] = []
+        self._arrivals = itertools.count()
+        self._turn = asyncio.Condition()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
 
     def _prune(self, now: float) -> None:
         horizon = now - self.window - self.margin
@@ -49,16 +63,31 @@ class RateWindow:
         self._prune(self._clock.monotonic())
         return len(self._sent)
 
-    async def acquire(self) -> None:
-        """Wait for room in the window, then count one request as sent."""
-        self.waiting += 1
+    async def acquire(self, priority: int = POLL) -> None:
+        """Wait for room in the window, then count one request as sent. Waiters go by
+        priority, then in arrival order."""
+        me = (priority, next(self._arrivals))
+        heapq.heappush(self._queue, me)
         try:
-            async with self._lock:
-                while (wait := self.delay()) > 0:
-                    await self._clock.sleep(wait)
+            async with self._turn:
+                self._turn.notify_all()  # a new head may need to start its own wait
+                while True:
+                    if self._queue[0] != me:
+                        await self._turn.wait()
+                        continue
+                    wait = self.delay()
+                    if wait <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._turn.wait(), self._clock.real_seconds(wait))
+                heapq.heappop(self._queue)
                 self._sent.append(self._clock.monotonic())
-        finally:
-            self.waiting -= 1
+                self._turn.notify_all()
+        except BaseException:
+            if me in self._queue:  # cancelled while waiting
+                self._queue.remove(me)
+                heapq.heapify(self._queue)
+            raise
 
     def block_for(self, seconds: float) -> None:
         """Hold every request on this key for ``seconds`` (after a 429)."""

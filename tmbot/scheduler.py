@@ -36,7 +36,7 @@ from tmbot.errors import (
 from tmbot.fairqueue import FairSlots
 from tmbot.polling import PollPlanner, PollPolicy, Profile
 from tmbot.providers.base import ImageProvider
-from tmbot.ratelimit import RateWindow
+from tmbot.ratelimit import CREATE, POLL, RateWindow
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,9 @@ class KeyLane:
             )
         self.slots = FairSlots(limits.max_concurrent)
 
-    async def permit(self) -> None:
+    async def permit(self, priority: int = POLL) -> None:
         if self.rate is not None:
-            await self.rate.acquire()
+            await self.rate.acquire(priority)
 
     def slow_down(self, seconds: float) -> None:
         if self.rate is not None:
@@ -224,7 +224,7 @@ class Scheduler:
         async with lane.slots.slot(job.user, self._position_reporter(job, lane, hooks)):
             # Take the first request permit before marking the generation as being sent,
             # so a restart while we wait for the key's budget does not count it as sent.
-            await lane.permit()
+            await lane.permit(CREATE)
             await hooks.submitting(job)
             started = self._clock.monotonic()
             submission, _ = await self._call(
@@ -329,7 +329,7 @@ class Scheduler:
         malformed = 0
         while True:
             if not permit_held:
-                await lane.permit()
+                await lane.permit(CREATE if create else POLL)
             permit_held = False
             sent_at = self._clock.monotonic()
             try:
