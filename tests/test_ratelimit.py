@@ -40,3 +40,36 @@ async def test_block_for_holds_every_request() -> None:
 def test_delay_is_zero_when_room() -> None:
     window = RateWindow(clock=Clock(), budget=3, window=60.0)
     assert window.delay() == 0.0
+
+
+async def test_creates_go_before_polls_when_the_budget_is_short() -> None:
+    from tmbot.ratelimit import CREATE, POLL
+
+    clock = Clock(scale=600.0)
+    window = RateWindow(clock=clock, budget=2, window=60.0, margin=0.5)
+    await window.acquire()
+    await window.acquire()  # the window is full now
+    order: list[str] = []
+
+    async def one(name: str, priority: int) -> None:
+        await window.acquire(priority)
+        order.append(name)
+
+    polls = [asyncio.create_task(one(f"poll{i}", POLL)) for i in range(3)]
+    await asyncio.sleep(0)
+    create = asyncio.create_task(one("create", CREATE))
+    await asyncio.gather(*polls, create)
+    assert order[0] == "create"  # arrived last, served first
+    assert order[1:] == ["poll0", "poll1", "poll2"]  # the rest in arrival order
+
+
+async def test_a_cancelled_waiter_does_not_block_the_queue() -> None:
+    clock = Clock(scale=600.0)
+    window = RateWindow(clock=clock, budget=1, window=60.0, margin=0.5)
+    await window.acquire()
+    stuck = asyncio.create_task(window.acquire())
+    await asyncio.sleep(0)
+    stuck.cancel()
+    await asyncio.gather(stuck, return_exceptions=True)
+    await window.acquire()  # served once the window has room, not blocked forever
+    assert window.waiting == 0
