@@ -53,6 +53,8 @@ class PollPolicy:
 class _Learned:
     first: float
     observations: int = 0
+    #: consecutive nudges in the same direction (+ later, - earlier)
+    streak: int = 0
     late_ends: deque[float] = field(default_factory=deque)
 
 
@@ -116,9 +118,14 @@ class PollPlanner:
         state = self._state((profile, has_estimate))
         p = self.policy
         state.observations += 1
-        # large steps while little is known, then the steady learning rate
-        rate = max(p.learning_rate, 0.1 / state.observations**0.5)
+        # large steps while little is known, then the steady learning rate; a long run of
+        # nudges the same way means the estimate is off, so those steps grow (up to 4x)
         caught_first = seen_running_at <= 0
+        direction = -1 if caught_first else 1
+        same_way = state.streak * direction > 0
+        state.streak = state.streak + direction if same_way else direction
+        rate = max(p.learning_rate, 0.05 / state.observations**0.5)
+        rate *= min(4.0, 1 + max(0, abs(state.streak) - 4) / 4)
         if caught_first:
             state.first -= rate * (1 - p.first_quantile)
         else:

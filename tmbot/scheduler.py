@@ -109,6 +109,8 @@ class SchedulerSettings:
     backoff_cap: float = 60.0
     default_retry_after: float = 5.0
     download_attempts: int = 4
+    #: while a key's budget is exhausted, gaps between polls of one task grow by this factor
+    congested_spacing: float = 2.0
     poll: PollPolicy = field(default_factory=PollPolicy)
     #: per-provider overrides of the capability table's limits (e.g. Vtrix publishes none)
     limits: Mapping[ProviderName, Limits] = field(default_factory=dict)
@@ -133,6 +135,13 @@ class KeyLane:
     async def permit(self, priority: int = POLL) -> None:
         if self.rate is not None:
             await self.rate.acquire(priority)
+
+    def congested(self) -> bool:
+        """True once three quarters of the key's budget for this window is spent: polls
+        spread out before the window is exhausted, instead of stalling everything until
+        old requests age out of it."""
+        rate = self.rate
+        return rate is not None and (rate.waiting > 0 or rate.used() >= 0.75 * rate.budget)
 
     def slow_down(self, seconds: float) -> None:
         if self.rate is not None:
@@ -288,6 +297,10 @@ class Scheduler:
             wait = self.planner.next_delay(
                 job.profile, estimate, elapsed=now - submitted, polls=polls
             )
+            if polls and lane.congested():
+                # the key's budget is the bottleneck: look less often so the requests that
+                # do go out are the ones likely to find the task done
+                wait *= self.settings.congested_spacing
             if polls:
                 await clock.sleep(min(wait, deadline - now))
                 if clock.monotonic() >= deadline:
