@@ -6,8 +6,6 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
-import httpx
-
 from tmbot.capabilities import TASTEMACHINE
 from tmbot.domain import (
     ApiKey,
@@ -17,8 +15,8 @@ from tmbot.domain import (
     TaskState,
     TaskStatus,
 )
-from tmbot.errors import BadRequest, MalformedResponse, ProviderError
-from tmbot.providers.http import DEFAULT_TIMEOUT, ProviderHttp, resolve_base_url
+from tmbot.errors import MalformedResponse, ProviderError
+from tmbot.providers.client import HttpImageProvider
 from tmbot.providers.parsing import (
     as_float,
     as_list,
@@ -31,7 +29,7 @@ from tmbot.providers.parsing import (
     provider_text,
     sentence,
 )
-from tmbot.providers.wire import check_provider, reading, wire_model, wire_resolution
+from tmbot.providers.wire import check_provider, wire_model, wire_resolution
 
 log = logging.getLogger(__name__)
 
@@ -149,48 +147,23 @@ def parse_task(data: Mapping[str, object], task_id: str, key: ApiKey | None = No
     )
 
 
-class TasteMachineClient:
+class TasteMachineClient(HttpImageProvider):
     """The Taste Machine's API. One instance serves every key; the key is passed per call."""
 
-    name: ProviderName = ProviderName.TASTEMACHINE
+    name = ProviderName.TASTEMACHINE
+    label = LABEL
+    env_var = ENV_VAR
+    default_base_url = DEFAULT_BASE_URL
+    create_path = GENERATE_PATH
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        client: httpx.AsyncClient | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self._http = ProviderHttp(
-            label=LABEL,
-            base_url=resolve_base_url(base_url, env_var=ENV_VAR, default=DEFAULT_BASE_URL),
-            client=client,
-            timeout=timeout,
-        )
+    def create_body(self, spec: GenerationSpec) -> Mapping[str, object]:
+        return create_body(spec)
 
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
+    def poll_request(self, task_id: str) -> tuple[str, Mapping[str, str] | None]:
+        return GENERATE_PATH, {"task_id": task_id}
 
-    async def submit(self, key: ApiKey, spec: GenerationSpec) -> Submission:
-        body = create_body(spec)
-        data = await self._http.call("POST", GENERATE_PATH, key=key, json_body=body)
-        with reading(LABEL, "a create answer"):
-            submission = parse_submission(data, key)
-        log.debug("submitted task=%s", submission.task_id)
-        return submission
+    def read_submission(self, data: Mapping[str, object], key: ApiKey) -> Submission:
+        return parse_submission(data, key)
 
-    async def poll(self, key: ApiKey, task_id: str) -> TaskState:
-        if not task_id or not task_id.strip():
-            raise BadRequest(f"There is no {LABEL} task id to ask about.")
-        data = await self._http.call(
-            "GET", GENERATE_PATH, key=key, params={"task_id": task_id}, task_id=task_id
-        )
-        with reading(LABEL, "a task state"):
-            return parse_task(data, task_id, key)
-
-    async def download(self, url: str) -> bytes:
-        return await self._http.download(url)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def read_task(self, data: Mapping[str, object], task_id: str, key: ApiKey) -> TaskState:
+        return parse_task(data, task_id, key)

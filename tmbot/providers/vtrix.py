@@ -9,8 +9,6 @@ from types import MappingProxyType
 from typing import Final
 from urllib.parse import quote
 
-import httpx
-
 from tmbot.capabilities import VTRIX
 from tmbot.domain import (
     ApiKey,
@@ -20,8 +18,8 @@ from tmbot.domain import (
     TaskState,
     TaskStatus,
 )
-from tmbot.errors import BadRequest, MalformedResponse, ProviderError
-from tmbot.providers.http import DEFAULT_TIMEOUT, ProviderHttp, resolve_base_url
+from tmbot.errors import MalformedResponse, ProviderError
+from tmbot.providers.client import HttpImageProvider
 from tmbot.providers.parsing import (
     as_float,
     as_list,
@@ -34,7 +32,7 @@ from tmbot.providers.parsing import (
     provider_text,
     sentence,
 )
-from tmbot.providers.wire import check_provider, reading, wire_model, wire_resolution
+from tmbot.providers.wire import check_provider, wire_model, wire_resolution
 
 log = logging.getLogger(__name__)
 
@@ -194,48 +192,24 @@ def parse_submission(data: Mapping[str, object], key: ApiKey | None = None) -> S
     return Submission(task_id=task_id, state=state)
 
 
-class VtrixClient:
+class VtrixClient(HttpImageProvider):
     """Vtrix's Nano Banana 2 API. One instance serves every key; the key is passed per
     call."""
 
-    name: ProviderName = ProviderName.VTRIX
+    name = ProviderName.VTRIX
+    label = LABEL
+    env_var = ENV_VAR
+    default_base_url = DEFAULT_BASE_URL
+    create_path = CREATE_PATH
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        client: httpx.AsyncClient | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self._http = ProviderHttp(
-            label=LABEL,
-            base_url=resolve_base_url(base_url, env_var=ENV_VAR, default=DEFAULT_BASE_URL),
-            client=client,
-            timeout=timeout,
-        )
+    def create_body(self, spec: GenerationSpec) -> Mapping[str, object]:
+        return create_body(spec)
 
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
+    def poll_request(self, task_id: str) -> tuple[str, Mapping[str, str] | None]:
+        return TASK_PATH + quote(task_id, safe=""), None
 
-    async def submit(self, key: ApiKey, spec: GenerationSpec) -> Submission:
-        body = create_body(spec)
-        data = await self._http.call("POST", CREATE_PATH, key=key, json_body=body)
-        with reading(LABEL, "a create answer"):
-            submission = parse_submission(data, key)
-        log.debug("submitted task=%s", submission.task_id)
-        return submission
+    def read_submission(self, data: Mapping[str, object], key: ApiKey) -> Submission:
+        return parse_submission(data, key)
 
-    async def poll(self, key: ApiKey, task_id: str) -> TaskState:
-        if not task_id or not task_id.strip():
-            raise BadRequest(f"There is no {LABEL} task id to ask about.")
-        path = TASK_PATH + quote(task_id, safe="")
-        data = await self._http.call("GET", path, key=key, task_id=task_id)
-        with reading(LABEL, "a task state"):
-            return parse_task(data, task_id, key)
-
-    async def download(self, url: str) -> bytes:
-        return await self._http.download(url)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def read_task(self, data: Mapping[str, object], task_id: str, key: ApiKey) -> TaskState:
+        return parse_task(data, task_id, key)
