@@ -6,6 +6,7 @@ import secrets
 from dataclasses import asdict, dataclass
 
 from benchmarks.scenarios import Scenario
+from tmbot.fairqueue import round_robin
 from tmbot.simulator import key_id
 
 
@@ -69,15 +70,7 @@ def plan(scenario: Scenario) -> tuple[list[str], dict[str, list[Brief]]]:
 
 def interleaved(by_user: dict[str, list[Brief]]) -> list[Brief]:
     """Every brief, round-robin across users (everyone sends at once)."""
-    rows = list(by_user.values())
-    out: list[Brief] = []
-    depth = 0
-    while True:
-        row = [r[depth] for r in rows if len(r) > depth]
-        if not row:
-            return out
-        out.extend(row)
-        depth += 1
+    return round_robin(by_user.values())
 
 
 def key_briefs(keys: list[str], scenario: Scenario) -> dict[str, int]:

@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 PositionCallback = Callable[[int], None]
+T = TypeVar("T")
+
+
+def round_robin(rows: Iterable[Sequence[T]]) -> list[T]:
+    """One item from each row in turn, rows in their order: the first of every row, then
+    the second of every row that has one, and so on."""
+    rows = list(rows)
+    out: list[T] = []
+    depth = 0
+    while True:
+        layer = [row[depth] for row in rows if len(row) > depth]
+        if not layer:
+            return out
+        out.extend(layer)
+        depth += 1
 
 
 @dataclass(eq=False)
@@ -44,15 +60,7 @@ class FairSlots:
 
     def _order(self) -> list[_Waiter]:
         """Waiters in the order they will be served."""
-        queues = [list(q) for q in self._queues.values()]
-        order: list[_Waiter] = []
-        depth = 0
-        while True:
-            row = [q[depth] for q in queues if len(q) > depth]
-            if not row:
-                return order
-            order.extend(row)
-            depth += 1
+        return round_robin(self._queues.values())
 
     def _announce(self) -> None:
         for index, waiter in enumerate(self._order(), start=1):
