@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 from tmbot.clock import Clock
 from tmbot.ratelimit import RateWindow
@@ -73,3 +74,17 @@ async def test_a_cancelled_waiter_does_not_block_the_queue() -> None:
     await asyncio.gather(stuck, return_exceptions=True)
     await window.acquire()  # served once the window has room, not blocked forever
     assert window.waiting == 0
+
+
+async def test_requests_are_spread_out_not_bunched_into_the_window() -> None:
+    """After a burst of a quarter of the budget, further requests come about one per
+    window / budget seconds, instead of filling the window and then waiting for it to roll."""
+    clock = Clock(scale=600.0)
+    window = RateWindow(clock=clock, budget=20, window=60.0, margin=0.0)
+    stamps = []
+    for _ in range(10):
+        await window.acquire()
+        stamps.append(clock.monotonic())
+    gaps = [b - a for a, b in pairwise(stamps[5:])]
+    assert all(gap >= 2.5 for gap in gaps)  # ~3 s apart: 20 per 60 s, spread out
+    assert stamps[-1] - stamps[0] < 30.0  # and the tenth did not wait for the window to roll

@@ -35,6 +35,13 @@ class RateWindow:
         self.margin = margin
         self._sent: deque[float] = deque()
         self._blocked_until = 0.0
+        # A token bucket on top of the window spreads requests out: the window alone lets
+        # a burst fill it, then holds everything until the oldest request ages out (half a
+        # minute of nothing); the bucket keeps the wait near the average spacing instead.
+        self._rate = budget / (window + margin)
+        self._capacity = max(1.0, budget / 4)
+        self._tokens = self._capacity
+        self._filled_at = clock.monotonic()
         # waiters by (priority, arrival): the head sends next, the rest wait their turn
         self._queue: list[tuple[int, int]] = []
         self._arrivals = itertools.count()
@@ -56,7 +63,13 @@ class RateWindow:
         wait = self._blocked_until - now
         if len(self._sent) >= self.budget:
             wait = max(wait, self._sent[-self.budget] + self.window + self.margin - now)
+        tokens = self._tokens_at(now)
+        if tokens < 1.0:
+            wait = max(wait, (1.0 - tokens) / self._rate)
         return max(0.0, wait)
+
+    def _tokens_at(self, now: float) -> float:
+        return min(self._capacity, self._tokens + (now - self._filled_at) * self._rate)
 
     def used(self) -> int:
         """Requests sent within the current window."""
@@ -81,7 +94,10 @@ class RateWindow:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._turn.wait(), self._clock.real_seconds(wait))
                 heapq.heappop(self._queue)
-                self._sent.append(self._clock.monotonic())
+                now = self._clock.monotonic()
+                self._tokens = self._tokens_at(now) - 1.0
+                self._filled_at = now
+                self._sent.append(now)
                 self._turn.notify_all()
         except BaseException:
             if me in self._queue:  # cancelled while waiting
