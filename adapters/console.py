@@ -17,11 +17,11 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
-from tmbot.capabilities import caps
 from tmbot.domain import Actor, Place
 from tmbot.engine import Engine, Reply
 from tmbot.errors import TmbotError
 from tmbot.events import Delivered, Event, Failed, Queued, Started
+from tmbot.funds import priced
 from tmbot.texts import describe_spec
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,11 @@ TENANT = "local"
 PLACE = Place(platform=PLATFORM, channel="console")
 
 Write = Callable[[str], None]
+
+
+def image_path(out_dir: Path, generation_id: str) -> Path:
+    """Where the console keeps a generation's image (its one "message")."""
+    return out_dir / f"tmbot-{generation_id}.png"
 
 
 def render_error(err: TmbotError) -> str:
@@ -51,7 +56,7 @@ class ConsoleNotifier:
         self.write = write
 
     def path_for(self, generation_id: str) -> Path:
-        return self.out_dir / f"tmbot-{generation_id}.png"
+        return image_path(self.out_dir, generation_id)
 
     async def notify(self, event: Event) -> None:
         gen = event.generation
@@ -67,10 +72,10 @@ class ConsoleNotifier:
                 path = self.path_for(gen.id)
                 fresh = await asyncio.to_thread(self._save, path, event.image)
                 credits = ""
-                priced = any(m.cost for m in caps(gen.spec.provider).models.values())
+                is_priced = priced(gen.spec.provider)
                 if event.credits_used is not None:
                     used = f"{event.credits_used:g}"
-                    credits = f", {used} credits" if priced else f", reported cost {used}"
+                    credits = f", {used} credits" if is_priced else f", reported cost {used}"
                 if event.credits_remaining is not None:
                     credits += f", {event.credits_remaining:g} left"
                 again = "" if fresh else " (already saved)"
@@ -149,8 +154,7 @@ class Console:
         # The console's "message" is the saved file; a chat adapter removes the links instead.
         removed = False
         if self.out_dir is not None:
-            path = self.out_dir / f"tmbot-{generation_id}.png"
-            removed = await asyncio.to_thread(_unlink, path)
+            removed = await asyncio.to_thread(_unlink, image_path(self.out_dir, generation_id))
         what = " and removed its file" if removed else ""
         extra = f" ({len(links)} message(s) to remove)" if links else ""
         return Reply(f"Deleted {generation_id}{what}{extra}.")
