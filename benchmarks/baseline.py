@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from benchmarks.plan import Brief, Trace, interleaved, key_briefs, plan
-from benchmarks.probes import LagProbe, RssSampler, peak_rss, rss_now
+from benchmarks.probes import measure, rss_now
 from benchmarks.scenarios import NAIVE_POLL_SECONDS, Scenario
 from tmbot.clock import Clock
 from tmbot.simulator import key_id
@@ -152,41 +152,21 @@ async def run(scenario: Scenario, base_url: str, scale: float) -> dict[str, Any]
         for brief in briefs:
             await bot.generate(brief, trace_for(brief))
 
-    rss_setup = rss_now()
-    probe = LagProbe()
-    sampler = RssSampler()
-    probe.start()
-    sampler.start()
-    t0 = time.monotonic()
-    timed_out = False
-    try:
-        async with asyncio.timeout(scenario.timeout):
-            if scenario.sequential:
-                await asyncio.gather(*(one_at_a_time(b) for b in by_user.values()))
-            else:
-                await asyncio.gather(*(bot.generate(b, trace_for(b)) for b in interleaved(by_user)))
-    except TimeoutError:
-        timed_out = True
-    t_end = time.monotonic()
-    lag = await probe.stop()
-    peak_sampled = sampler.stop()
+    async def everyone() -> None:
+        if scenario.sequential:
+            await asyncio.gather(*(one_at_a_time(b) for b in by_user.values()))
+        else:
+            await asyncio.gather(*(bot.generate(b, trace_for(b)) for b in interleaved(by_user)))
+
+    run = await measure(everyone(), limit=scenario.timeout, rss_start=rss_start)
     for client in clients.values():
         await client.aclose()
     return {
         "side": "baseline",
         "scenario": scenario.name,
         "scale": scale,
-        "t0": t0,
-        "t_end": t_end,
-        "timed_out": timed_out,
+        **run.fields(),
         "keys": key_briefs(keys, scenario),
         "traces": [t.to_json() for t in traces],
-        "lag": lag,
-        "rss": {
-            "start": rss_start,
-            "setup": rss_setup,
-            "peak": max(peak_sampled, peak_rss()),
-            "peak_sampled": peak_sampled,
-        },
         "client_errors": {"429 seen": bot.seen_429, "transport or garbled": bot.errors},
     }

@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from benchmarks.plan import Brief, Trace, interleaved, key_briefs, plan
-from benchmarks.probes import LagProbe, RssSampler, peak_rss, rss_now
+from benchmarks.probes import measure, rss_now
 from benchmarks.scenarios import Scenario
 from storage.sqlite import SqliteStore
 from tmbot.clock import Clock
@@ -191,26 +191,15 @@ async def run(scenario: Scenario, base_url: str, scale: float, workdir: Path) ->
             for brief in briefs:
                 await notifier.ended(await send(brief))
 
-        rss_setup = rss_now()
-        probe = LagProbe()
-        sampler = RssSampler()
-        probe.start()
-        sampler.start()
-        t0 = time.monotonic()
-        timed_out = False
-        try:
-            async with asyncio.timeout(scenario.timeout):
-                if scenario.sequential:
-                    await asyncio.gather(*(one_at_a_time(b) for b in by_user.values()))
-                else:
-                    ids = await asyncio.gather(*(send(b) for b in interleaved(by_user)))
-                    await asyncio.gather(*(notifier.ended(i) for i in ids))
-        except TimeoutError:
-            timed_out = True
-        t_end = time.monotonic()
-        lag = await probe.stop()
-        peak_sampled = sampler.stop()
-        if not timed_out:
+        async def everyone() -> None:
+            if scenario.sequential:
+                await asyncio.gather(*(one_at_a_time(b) for b in by_user.values()))
+            else:
+                ids = await asyncio.gather(*(send(b) for b in interleaved(by_user)))
+                await asyncio.gather(*(notifier.ended(i) for i in ids))
+
+        run = await measure(everyone(), limit=scenario.timeout, rss_start=rss_start)
+        if not run.timed_out:
             try:
                 async with asyncio.timeout(10):
                     await engine.wait_idle()  # the last DELIVERED rows are written
@@ -242,18 +231,9 @@ async def run(scenario: Scenario, base_url: str, scale: float, workdir: Path) ->
         "side": "ours",
         "scenario": scenario.name,
         "scale": scale,
-        "t0": t0,
-        "t_end": t_end,
-        "timed_out": timed_out,
+        **run.fields(),
         "keys": key_briefs(keys, scenario),
         "traces": [t.to_json() for t in traces],
-        "lag": lag,
-        "rss": {
-            "start": rss_start,
-            "setup": rss_setup,
-            "peak": max(peak_sampled, peak_rss()),
-            "peak_sampled": peak_sampled,
-        },
         "client_errors": dict(provider.errors),
         "queued_events": notifier.queued_events,
         "max_queue_position": notifier.max_position,

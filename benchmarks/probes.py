@@ -9,7 +9,8 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 
 import psutil  # type: ignore[import-untyped]
 
@@ -118,3 +119,49 @@ class RssSampler:
         self._thread.join()
         self.peak = max(self.peak, rss_now())
         return self.peak
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One side's run of a scenario: when, whether it finished, loop lag and memory."""
+
+    t0: float
+    t_end: float
+    timed_out: bool
+    lag: dict[str, float | int | None]
+    rss: dict[str, int]
+
+    def fields(self) -> dict[str, object]:
+        return {
+            "t0": self.t0,
+            "t_end": self.t_end,
+            "timed_out": self.timed_out,
+            "lag": self.lag,
+            "rss": self.rss,
+        }
+
+
+async def measure(work: Awaitable[None], *, limit: float, rss_start: int) -> Measured:
+    """Run ``work`` under the loop-lag probe and the RSS sampler, within ``limit`` seconds."""
+    rss_setup = rss_now()
+    probe = LagProbe()
+    sampler = RssSampler()
+    probe.start()
+    sampler.start()
+    t0 = time.monotonic()
+    timed_out = False
+    try:
+        async with asyncio.timeout(limit):
+            await work
+    except TimeoutError:
+        timed_out = True
+    t_end = time.monotonic()
+    lag = await probe.stop()
+    peak_sampled = sampler.stop()
+    rss = {
+        "start": rss_start,
+        "setup": rss_setup,
+        "peak": max(peak_sampled, peak_rss()),
+        "peak_sampled": peak_sampled,
+    }
+    return Measured(t0, t_end, timed_out, lag, rss)
