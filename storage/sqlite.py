@@ -223,14 +223,19 @@ def _key_binding_to_row(binding: KeyBinding) -> tuple[object, ...]:
     )
 
 
+def _key_ref_from_row(row: sqlite3.Row, prefix: str = "") -> KeyRef:
+    """A KeyRef from columns ``scope, tenant, owner, provider`` (behind ``prefix``)."""
+    return KeyRef(
+        scope=KeyScope(row[f"{prefix}scope"]),
+        tenant=row[f"{prefix}tenant"],
+        owner=row[f"{prefix}owner"],
+        provider=ProviderName(row[f"{prefix}provider"]),
+    )
+
+
 def _key_binding_from_row(row: sqlite3.Row) -> KeyBinding:
     return KeyBinding(
-        ref=KeyRef(
-            scope=KeyScope(row["scope"]),
-            tenant=row["tenant"],
-            owner=row["owner"],
-            provider=ProviderName(row["provider"]),
-        ),
+        ref=_key_ref_from_row(row),
         ciphertext=bytes(row["ciphertext"]),
         fingerprint=row["fingerprint"],
         created_at=row["created_at"],
@@ -375,12 +380,7 @@ def _generation_from_row(row: sqlite3.Row) -> Generation:
             taste=row["spec_taste"],
             image_urls=tuple(str(url) for url in urls),
         ),
-        key=KeyRef(
-            scope=KeyScope(row["key_scope"]),
-            tenant=row["key_tenant"],
-            owner=row["key_owner"],
-            provider=ProviderName(row["key_provider"]),
-        ),
+        key=_key_ref_from_row(row, "key_"),
         status=GenStatus(row["status"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
