@@ -128,3 +128,11 @@ async def test_empty_stdin_with_nothing_to_do_exits_at_once(tmp_path: Path) -> N
         )
     assert code == 0, stderr
     assert stdout == ""
+
+
+async def test_a_bad_provider_url_is_one_sentence_and_an_exit_not_a_hang(tmp_path: Path) -> None:
+    env = bot_env("ftp://nope.invalid", tmp_path / "bot.db", scale=SCALE)
+    code, _, stderr = await run_console(env, tmp_path / "out", [], timeout=20)
+    assert code == 2
+    assert "TASTEMACHINE_API_URL must be an http(s) URL" in stderr
+    assert "Traceback" not in stderr

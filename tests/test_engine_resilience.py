@@ -27,8 +27,13 @@ async def test_a_task_resumed_past_its_deadline_is_looked_at_before_giving_up(
         await sim.clock.sleep(40.0)
         settings = SchedulerSettings(deadline=5.0)  # long past by now
         async with running_bot(tmp_path, sim, settings=settings) as bot:
+            planner = bot.engine.scheduler.planner
+            profile = ("tastemachine", "nano-banana-pro", "2k")
+            before = planner.expected_window(profile, 30.0)
             assert await bot.engine.start() == 1
             await bot.engine.wait_idle()
+            # its duration includes our downtime: not something to learn polling from
+            assert planner.expected_window(profile, 30.0) == before
         stats = sim.stats().for_key(KEY)
     (final,) = bot.recorder.final(gen.id)
     assert isinstance(final, Delivered)  # paid for, finished: delivered, not thrown away
