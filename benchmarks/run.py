@@ -92,6 +92,7 @@ async def run_side(scenario: Scenario, side: str, *, quick: bool, seed: int, tmp
             raise RunFailed(f"{tag}: the simulator said {first!r}\n{_tail(sim_err)}")
         url = first.split("listening on ", 1)[1].split()[0]
         clock = SimClock(**json.loads(second[len("clock ") :]))
+        (tmp / f"{tag}-clock.json").write_text(second[len("clock ") :])
 
         worker_err, worker_out = tmp / f"{tag}-worker.err", tmp / f"{tag}-worker.json"
         args = ["benchmarks.worker", "--side", side, "--scenario", scenario.name]

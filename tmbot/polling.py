@@ -87,6 +87,26 @@ class PollPlanner:
             late = ordered[-1 - len(ordered) // 20]  # 95th percentile: one odd task is ignored
         return first * scale, max(first, late) * scale
 
+    def done_chance(
+        self, profile: Profile, estimate: float | None, *, elapsed: float, seen_running: float
+    ) -> float:
+        """The chance that a task ``elapsed`` seconds after submit, last seen running at
+        ``seen_running``, has ended: durations are taken as spread evenly over the range
+        that puts the first look at its quantile and the late end at the 95th percentile.
+        Past that range nothing is known, so a look there counts as sure to be worth it."""
+        first, late = self.expected_window(profile, estimate)
+        q = self.policy.first_quantile
+        width = max((late - first) / (0.95 - q), 0.5)
+        low = first - q * width
+
+        def share(t: float) -> float:
+            return min(1.0, max(0.0, (t - low) / width))
+
+        seen = share(seen_running)
+        if seen >= 1.0:
+            return 1.0
+        return max(0.0, (share(elapsed) - seen) / (1.0 - seen))
+
     def next_delay(
         self, profile: Profile, estimate: float | None, *, elapsed: float, polls: int
     ) -> float:
@@ -124,8 +144,8 @@ class PollPlanner:
         direction = -1 if caught_first else 1
         same_way = state.streak * direction > 0
         state.streak = state.streak + direction if same_way else direction
-        rate = max(p.learning_rate, 0.05 / state.observations**0.5)
-        rate *= min(4.0, 1 + max(0, abs(state.streak) - 4) / 4)
+        rate = max(p.learning_rate, 0.02 / state.observations**0.5)
+        rate *= min(4.0, 1 + max(0, abs(state.streak) - 8) / 4)
         if caught_first:
             state.first -= rate * (1 - p.first_quantile)
         else:

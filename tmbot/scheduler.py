@@ -36,7 +36,7 @@ from tmbot.errors import (
 from tmbot.fairqueue import FairSlots
 from tmbot.polling import PollPlanner, PollPolicy, Profile
 from tmbot.providers.base import ImageProvider
-from tmbot.ratelimit import CREATE, POLL, RateWindow
+from tmbot.ratelimit import CREATE, POLL, RateWindow, Value
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,6 @@ class SchedulerSettings:
     backoff_cap: float = 60.0
     default_retry_after: float = 5.0
     download_attempts: int = 4
-    #: while a key's budget is exhausted, gaps between polls of one task grow by this factor
-    congested_spacing: float = 2.0
     poll: PollPolicy = field(default_factory=PollPolicy)
     #: per-provider overrides of the capability table's limits (e.g. Vtrix publishes none)
     limits: Mapping[ProviderName, Limits] = field(default_factory=dict)
@@ -132,16 +130,14 @@ class KeyLane:
             )
         self.slots = FairSlots(limits.max_concurrent)
 
-    async def permit(self, priority: int = POLL) -> None:
+    async def permit(self, priority: int = POLL, value: Value | None = None) -> None:
+        """Wait for the key's budget. ``value`` ranks a poll against the others waiting: its
+        chance of finding the task done."""
         if self.rate is not None:
-            await self.rate.acquire(priority)
-
-    def congested(self) -> bool:
-        """True once three quarters of the key's budget for this window is spent: polls
-        spread out before the window is exhausted, instead of stalling everything until
-        old requests age out of it."""
-        rate = self.rate
-        return rate is not None and (rate.waiting > 0 or rate.used() >= 0.75 * rate.budget)
+            # while briefs wait for a slot, a poll leaves room for one create, so the slot a
+            # finished task frees is filled at once rather than after the next token
+            reserve = 1 if priority == POLL and self.slots.waiting else 0
+            await self.rate.acquire(priority, reserve, value)
 
     def slow_down(self, seconds: float) -> None:
         if self.rate is not None:
@@ -297,18 +293,20 @@ class Scheduler:
             wait = self.planner.next_delay(
                 job.profile, estimate, elapsed=now - submitted, polls=polls
             )
-            if polls and lane.congested():
-                # the key's budget is the bottleneck: look less often so the requests that
-                # do go out are the ones likely to find the task done
-                wait *= self.settings.congested_spacing
             if polls:
                 await clock.sleep(min(wait, deadline - now))
                 if clock.monotonic() >= deadline:
                     continue  # one last look is not worth a request past the deadline
             else:  # a resumed task past its deadline still gets one look before giving up
                 await clock.sleep(max(0.0, min(wait, deadline - now)))
+
+            def chance(seen: float = seen_running) -> float:
+                return self.planner.done_chance(
+                    job.profile, estimate, elapsed=clock.monotonic() - submitted, seen_running=seen
+                )
+
             state, sent_at = await self._call(
-                lane, lambda: provider.poll(job.key, task_id), deadline=deadline
+                lane, lambda: provider.poll(job.key, task_id), deadline=deadline, value=chance
             )
             polls += 1
             if state.status is TaskStatus.RUNNING:
@@ -331,6 +329,7 @@ class Scheduler:
         deadline: float,
         create: bool = False,
         permit_held: bool = False,
+        value: Value | None = None,
     ) -> tuple[T, float]:
         """One API request within the key's budget, retried on transient faults until the
         deadline. Returns the answer and the provider time it was sent.
@@ -342,7 +341,7 @@ class Scheduler:
         malformed = 0
         while True:
             if not permit_held:
-                await lane.permit(CREATE if create else POLL)
+                await lane.permit(CREATE if create else POLL, value)
             permit_held = False
             sent_at = self._clock.monotonic()
             try:
