@@ -102,3 +102,22 @@ def test_one_odd_task_does_not_widen_the_window() -> None:
     _, late = planner.expected_window(PROFILE, 30.0)
     planner.observe(PROFILE, 30.0, seen_running_at=89.0, seen_done_at=90.0)
     assert planner.expected_window(PROFILE, 30.0)[1] - late < 0.5  # not stretched to 90 s
+
+
+def test_done_chance_follows_the_learned_spread_of_durations() -> None:
+    rng = random.Random(9)
+    planner = PollPlanner()
+    for _ in range(200):
+        run_task(planner, 30.0, rng.uniform(27.0, 33.0))
+
+    def chance(elapsed: float, seen_running: float = 0.0) -> float:
+        return planner.done_chance(PROFILE, 30.0, elapsed=elapsed, seen_running=seen_running)
+
+    assert chance(20.0) == 0.0  # nothing ends this early
+    assert 0.3 <= chance(30.0) <= 0.7  # about half have ended by the middle of 27-33 s
+    assert chance(29.0) < chance(30.0) < chance(31.0)
+    # one second more after being seen running: less likely than ending by then at all,
+    # and likelier the later it is (the hazard of an even spread grows)
+    assert chance(31.0, seen_running=30.0) < chance(31.0)
+    assert chance(32.0, seen_running=31.0) > chance(31.0, seen_running=30.0)
+    assert chance(40.0) == chance(40.0, seen_running=35.0) == 1.0  # past the range: look

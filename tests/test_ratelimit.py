@@ -89,3 +89,68 @@ async def test_requests_are_spread_out_not_bunched_into_the_window() -> None:
     gaps = [b - a for a, b in pairwise(stamps[10:])]
     assert all(gap >= 2.5 for gap in gaps)  # then ~3 s apart: 20 per 60 s, spread out
     assert stamps[-1] - stamps[0] < 30.0  # and the last did not wait for the window to roll
+
+
+async def test_polls_go_by_their_chance_of_finding_the_task_done() -> None:
+    from tmbot.ratelimit import POLL
+
+    clock = Clock(scale=600.0)
+    window = RateWindow(clock=clock, budget=2, window=60.0, margin=0.5)
+    await window.acquire()
+    await window.acquire()  # the window is full now
+    order: list[str] = []
+
+    async def one(name: str, chance: float) -> None:
+        await window.acquire(POLL, value=lambda: chance)
+        order.append(name)
+
+    waiters = [
+        asyncio.create_task(one(name, chance))
+        for name, chance in (("unlikely", 0.1), ("sure", 1.0), ("even", 0.5))
+    ]
+    await asyncio.gather(*waiters)
+    assert order == ["sure", "even", "unlikely"]
+
+
+def test_the_worth_a_poll_needs_rises_as_the_window_fills() -> None:
+    from tmbot.ratelimit import value_floor
+
+    assert value_floor(0.0) == value_floor(0.3) == 0.0  # a quiet key polls freely
+    assert 0.0 < value_floor(0.65) < value_floor(0.9) < 1.0
+    assert value_floor(1.0) == 1.0  # a full window: only polls sure to free a slot
+
+
+async def test_an_unlikely_poll_waits_while_the_window_is_busy() -> None:
+    """With 8 of 10 requests spent, a poll with a 10% chance is held back (and weighed
+    again as its chance grows), while a sure one goes at once."""
+    from tmbot.ratelimit import POLL
+
+    clock = Clock(scale=600.0)
+    window = RateWindow(clock=clock, budget=10, window=60.0, margin=0.5)
+    for _ in range(5):
+        await window.acquire()
+    chance = 0.1
+    unlikely = asyncio.create_task(window.acquire(POLL, value=lambda: chance))
+    await window.acquire(POLL, value=lambda: 1.0)
+    await clock.sleep(6.0)  # room and tokens, but not worth it yet
+    assert not unlikely.done()
+    chance = 0.9
+    await asyncio.wait_for(unlikely, 1.0)  # weighed again within half a provider second
+
+
+async def test_a_poll_leaves_room_for_the_create_it_may_free() -> None:
+    """A poll keeping one request in reserve waits for two tokens, so a create that turns
+    up once one token is back goes at once instead of waiting for the next."""
+    from tmbot.ratelimit import CREATE, POLL
+
+    clock = Clock(scale=60.0)
+    window = RateWindow(clock=clock, budget=4, window=60.0, margin=0.0)  # 2 tokens, 1 per 15 s
+    await window.acquire()
+    await window.acquire()  # the bucket is empty
+    poll = asyncio.create_task(window.acquire(POLL, 1))
+    await clock.sleep(20.0)  # one token is back: enough for a poll, but it keeps it
+    assert not poll.done()
+    before = clock.monotonic()
+    await window.acquire(CREATE)
+    assert clock.monotonic() - before < 1.0
+    await asyncio.wait_for(poll, 2.0)
