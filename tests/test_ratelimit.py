@@ -121,7 +121,7 @@ def test_the_worth_a_poll_needs_rises_as_the_window_fills() -> None:
 
 
 async def test_an_unlikely_poll_waits_while_the_window_is_busy() -> None:
-    """With 8 of 10 requests spent, a poll with a 10% chance is held back (and weighed
+    """With 6 of 10 requests spent, a poll with a 10% chance is held back (and weighed
     again as its chance grows), while a sure one goes at once."""
     from tmbot.ratelimit import POLL
 

@@ -7,7 +7,7 @@ A 429 blocks the whole key until its Retry-After has passed.
 
 Who goes next: creates first (each fills a concurrency slot sitting idle), then the poll
 most likely to find its task done. As the window fills, a poll must also be worth more:
-the least chance of success a poll needs rises from nothing (window at most 30 % used) to
+the least chance of success a poll needs rises from nothing (window at most 45 % used) to
 certainty (window full), so the last requests of a window go to the polls that will free a
 slot, and a key under load never stalls on a full window while its tasks finish unseen.
 """
@@ -35,7 +35,7 @@ CREATE, POLL = 0, 1
 Value = Callable[[], float]
 
 #: share of the window used below which any poll may go; at a full window only sure ones
-FLOOR_FROM = 0.3
+FLOOR_FROM = 0.45
 #: how long a poll held back for its worth waits before it is weighed again (provider s)
 REWEIGH_SECONDS = 0.5
 
