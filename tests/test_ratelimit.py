@@ -43,25 +43,34 @@ def test_delay_is_zero_when_room() -> None:
     assert window.delay() == 0.0
 
 
-async def test_creates_go_before_polls_when_the_budget_is_short() -> None:
-    from tmbot.ratelimit import CREATE, POLL
-
-    clock = Clock(scale=600.0)
-    window = RateWindow(clock=clock, budget=2, window=60.0, margin=0.5)
+async def served_order(waiters: list[tuple[str, int, float]]) -> list[str]:
+    """The order in which (name, priority, chance) requests, arriving in that order at a full
+    window, are served."""
+    window = RateWindow(clock=Clock(scale=600.0), budget=2, window=60.0, margin=0.5)
     await window.acquire()
     await window.acquire()  # the window is full now
     order: list[str] = []
 
-    async def one(name: str, priority: int) -> None:
-        await window.acquire(priority)
+    async def one(name: str, priority: int, chance: float) -> None:
+        await window.acquire(priority, value=lambda: chance)
         order.append(name)
 
-    polls = [asyncio.create_task(one(f"poll{i}", POLL)) for i in range(3)]
-    await asyncio.sleep(0)
-    create = asyncio.create_task(one("create", CREATE))
-    await asyncio.gather(*polls, create)
+    tasks = []
+    for waiter in waiters:
+        tasks.append(asyncio.create_task(one(*waiter)))
+        await asyncio.sleep(0)  # let it join the queue before the next arrives
+    await asyncio.gather(*tasks)
+    return order
+
+
+async def test_creates_go_before_polls_when_the_budget_is_short() -> None:
+    from tmbot.ratelimit import CREATE, POLL
+
+    order = await served_order(
+        [(f"poll{i}", POLL, 1.0) for i in range(3)] + [("create", CREATE, 1.0)]
+    )
     assert order[0] == "create"  # arrived last, served first
-    assert order[1:] == ["poll0", "poll1", "poll2"]  # the rest in arrival order
+    assert order[1:] == ["poll0", "poll1", "poll2"]  # the rest (equally likely) in arrival order
 
 
 async def test_a_cancelled_waiter_does_not_block_the_queue() -> None:
@@ -94,21 +103,7 @@ async def test_requests_are_spread_out_not_bunched_into_the_window() -> None:
 async def test_polls_go_by_their_chance_of_finding_the_task_done() -> None:
     from tmbot.ratelimit import POLL
 
-    clock = Clock(scale=600.0)
-    window = RateWindow(clock=clock, budget=2, window=60.0, margin=0.5)
-    await window.acquire()
-    await window.acquire()  # the window is full now
-    order: list[str] = []
-
-    async def one(name: str, chance: float) -> None:
-        await window.acquire(POLL, value=lambda: chance)
-        order.append(name)
-
-    waiters = [
-        asyncio.create_task(one(name, chance))
-        for name, chance in (("unlikely", 0.1), ("sure", 1.0), ("even", 0.5))
-    ]
-    await asyncio.gather(*waiters)
+    order = await served_order([("unlikely", POLL, 0.1), ("sure", POLL, 1.0), ("even", POLL, 0.5)])
     assert order == ["sure", "even", "unlikely"]
 
 
