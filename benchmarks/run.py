@@ -3,7 +3,7 @@
 For every scenario, our engine and then the naive poller each run against a fresh simulator
 process, in a process of their own; the table compares them and checks the issue's targets.
 
-    python -m benchmarks.run                      # every scenario (~4 minutes)
+    python -m benchmarks.run                      # every scenario (~5 minutes)
     python -m benchmarks.run --quick              # a fast smoke run (~30 s)
     python -m benchmarks.run --scenario burst     # one scenario (repeatable)
     python -m benchmarks.run --out benchmarks/RESULTS.md
