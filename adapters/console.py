@@ -1,10 +1,11 @@
 """The terminal front end: one command per line, one printed line per event.
 
 Lines are the same text as after ``/taste``. ``@bob <command>`` acts as bob; ``regenerate ID``
-(or ``🔁 ID``) makes another of a result, paid by whoever typed it; ``delete ID`` (or
-``🗑 ID``) deletes one (its requester or an admin), which here removes the saved file. Images are
-saved as ``DIR/tmbot-<id>.png``; an image whose file already exists is not written again, which
-makes delivery idempotent across restarts.
+(or ``🔁 ID``) makes another of a result, paid by whoever typed it; ``refine ID <words and
+flags>`` makes a changed one; ``delete ID`` (or ``🗑 ID``) deletes one (its requester or an
+admin), which here removes the saved file. Images are saved as ``DIR/tmbot-<id>.png``; the
+file is the console's "message" for an image, linked like a chat message, so an image is
+never written twice (not even after a restart).
 """
 
 from __future__ import annotations
@@ -14,21 +15,25 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
-from tmbot.domain import Actor, Place
-from tmbot.engine import Engine, Reply
+from tmbot.domain import Actor, Place, tenant_of
+from tmbot.engine import Engine
 from tmbot.errors import TmbotError
-from tmbot.events import Delivered, Event, Failed, Queued, Started
+from tmbot.events import Accepted, Deleted, Delivered, Event, Failed, Queued, Started
 from tmbot.funds import priced
-from tmbot.texts import describe_spec
+from tmbot.ports import Notice
+from tmbot.records import MessageLink
+from tmbot.replies import GenerationAccepted, KeyFormRequested, Reply
+from tmbot.texts import describe_spec, render
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "console"
-TENANT = "local"
-PLACE = Place(platform=PLATFORM, channel="console")
+TENANT = tenant_of(PLATFORM, "local")
+CHANNEL = "console"
+PLACE = Place(platform=PLATFORM, channel=CHANNEL)
 
 Write = Callable[[str], None]
 
@@ -49,7 +54,8 @@ def _print(line: str) -> None:
 
 
 class ConsoleNotifier:
-    """Prints each event; saves delivered images into ``out_dir``."""
+    """Prints each event; saves delivered images into ``out_dir`` (the file is the image's
+    message: its link says it was saved, so it is never written twice)."""
 
     def __init__(self, out_dir: Path, write: Write = _print) -> None:
         self.out_dir = out_dir
@@ -58,10 +64,12 @@ class ConsoleNotifier:
     def path_for(self, generation_id: str) -> Path:
         return image_path(self.out_dir, generation_id)
 
-    async def notify(self, event: Event) -> None:
+    async def notify(self, event: Event, notice: Notice) -> list[MessageLink]:
         gen = event.generation
         tag = f"[{gen.id}]"
         match event:
+            case Accepted():
+                pass  # the accepted line is the reply to the command
             case Queued(position=position, eta_seconds=eta):
                 about = f", starts in about {eta:.0f} s" if eta else ""
                 self.write(f"{tag} queued: position {position}{about}")
@@ -69,31 +77,41 @@ class ConsoleNotifier:
                 about = f", about {gen.estimate_seconds:g} s" if gen.estimate_seconds else ""
                 self.write(f"{tag} started (task {gen.task_id}{about})")
             case Delivered():
-                path = self.path_for(gen.id)
-                fresh = await asyncio.to_thread(self._save, path, event.image)
-                credits = ""
-                is_priced = priced(gen.spec.provider)
-                if event.credits_used is not None:
-                    used = f"{event.credits_used:g}"
-                    credits = f", {used} credits" if is_priced else f", reported cost {used}"
-                if event.credits_remaining is not None:
-                    credits += f", {event.credits_remaining:g} left"
-                again = "" if fresh else " (already saved)"
-                self.write(
-                    f"{tag} delivered: {path} ({event.width}×{event.height}{credits}){again}"
-                )
+                return await self._deliver(event, notice)
             case Failed(reason=reason):
                 self.write(f"{tag} failed: {reason}")
+            case Deleted():
+                removed = await asyncio.to_thread(_unlink, self.path_for(gen.id))
+                what = ": removed its file" if removed else ""
+                self.write(f"{tag} deleted by {event.by_label}{what}")
+        return []
 
-    def _save(self, path: Path, image: bytes) -> bool:
-        """Write atomically; False when the file was already there (delivered before)."""
-        if path.exists():
-            return False
+    async def _deliver(self, event: Delivered, notice: Notice) -> list[MessageLink]:
+        gen = event.generation
+        path = self.path_for(gen.id)
+        if notice.link("image") is not None:
+            self.write(f"[{gen.id}] delivered: {path} (already saved)")
+            return []
+        await asyncio.to_thread(self._save, path, event.image)
+        link = MessageLink(PLATFORM, CHANNEL, str(path), gen.id, kind="image")
+        await notice.record(link)
+        credits = ""
+        if event.credits_used is not None:
+            used = f"{event.credits_used:g}"
+            credits = (
+                f", {used} credits" if priced(gen.spec.provider) else f", reported cost {used}"
+            )
+        if event.credits_remaining is not None:
+            credits += f", {event.credits_remaining:g} left"
+        self.write(f"[{gen.id}] delivered: {path} ({event.width}×{event.height}{credits})")
+        return [link]
+
+    def _save(self, path: Path, image: bytes) -> None:
+        """Write atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
         tmp.write_bytes(image)
         os.replace(tmp, path)
-        return True
 
 
 class Console:
@@ -104,14 +122,11 @@ class Console:
         user: str,
         admins: Iterable[str] = (),
         write: Write = _print,
-        out_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.user = user
         self.admins = frozenset(admins)
         self.write = write
-        #: where the notifier saves images: a deleted result's file is removed from it
-        self.out_dir = out_dir
 
     def actor(self, name: str) -> Actor:
         return Actor(
@@ -141,40 +156,35 @@ class Console:
 
     async def _dispatch(self, actor: Actor, text: str) -> Reply:
         word, _, rest = text.partition(" ")
-        target = rest.strip()
-        if word.lower() in ("regenerate", "🔁") and target and " " not in target:
-            gen = await self.engine.regenerate(actor, target)
-            return Reply(f"Accepted {describe_spec(gen.spec)}, another of {target}.", gen)
-        if word.lower() in ("delete", "🗑", "🗑️", "❌") and target and " " not in target:
-            return await self._delete(actor, target)
+        target, _, words = rest.strip().partition(" ")
+        verb = word.lower()
+        if verb in ("regenerate", "🔁") and target and not words:
+            return await self.engine.regenerate(actor, target)
+        if verb == "refine" and target:
+            return await self.engine.refine(actor, target, words)
+        if verb in ("delete", "🗑", "🗑️", "❌") and target and not words:
+            return await self.engine.delete(actor, target)
         return await self.engine.execute(actor, text, PLACE)
 
-    async def _delete(self, actor: Actor, generation_id: str) -> Reply:
-        links = await self.engine.delete(actor, generation_id)
-        # The console's "message" is the saved file; a chat adapter removes the links instead.
-        removed = False
-        if self.out_dir is not None:
-            removed = await asyncio.to_thread(_unlink, image_path(self.out_dir, generation_id))
-        what = " and removed its file" if removed else ""
-        extra = f" ({len(links)} message(s) to remove)" if links else ""
-        return Reply(f"Deleted {generation_id}{what}{extra}.")
-
     def _show(self, reply: Reply) -> None:
-        if reply.key_form is not None:
-            self.write("The console has no private form: type `key <your key>` instead.")
-            return
-        if reply.generation is not None:
-            self.write(f"[{reply.generation.id}] accepted: {reply.text.removeprefix('Accepted ')}")
-            return
-        self.write(reply.text)
+        match reply:
+            case KeyFormRequested():
+                self.write("The console has no private form: type `key <your key>` instead.")
+            case GenerationAccepted(generation=gen, duplicate=duplicate):
+                again = f", another of {gen.regenerated_from}" if gen.regenerated_from else ""
+                seen = " (already asked for a moment ago)" if duplicate else ""
+                self.write(f"[{gen.id}] accepted: {describe_spec(gen.spec)}{again}{seen}")
+            case _:
+                self.write(render(reply))
 
-    async def run(self, lines: AsyncIterator[str]) -> int:
-        """Handle every line, then wait until every accepted generation has ended."""
+    async def run(self, lines: AsyncIterator[str], settled: Callable[[], Awaitable[None]]) -> int:
+        """Handle every line, then wait until every accepted generation has ended and its
+        events have been shown (``settled``)."""
         async for line in lines:
             if line.strip().lower() in ("quit", "exit"):
                 break
             await self.handle_line(line)
-        await self.engine.wait_idle()
+        await settled()
         return 0
 
 

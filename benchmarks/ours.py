@@ -30,7 +30,7 @@ from tmbot.events import Delivered, Event, Failed, Queued, Started
 from tmbot.providers import TasteMachineClient
 from tmbot.providers.base import ImageProvider
 from tmbot.records import KeyScope
-from tmbot.scheduler import Scheduler, SchedulerSettings
+from tmbot.scheduling.scheduler import Scheduler, SchedulerSettings
 from tmbot.simulator import key_id
 from tmbot.vault import Vault
 

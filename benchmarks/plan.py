@@ -6,7 +6,7 @@ import secrets
 from dataclasses import asdict, dataclass
 
 from benchmarks.scenarios import Scenario
-from tmbot.fairqueue import round_robin
+from tmbot.scheduling.fairqueue import round_robin
 from tmbot.simulator import key_id
 
 

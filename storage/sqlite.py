@@ -36,12 +36,15 @@ from tmbot.errors import ConfigError, NotFound
 from tmbot.records import (
     Budget,
     BudgetPeriod,
+    EventOutcome,
     Generation,
     GenStatus,
     KeyBinding,
     KeyRef,
     KeyScope,
     MessageLink,
+    NewEvent,
+    OutboxEntry,
     Spend,
     TeamSettings,
     UserSettings,
@@ -416,6 +419,30 @@ def _message_link_from_row(row: sqlite3.Row) -> MessageLink:
     )
 
 
+def _outbox_entry_from_row(row: sqlite3.Row) -> OutboxEntry:
+    payload: Any = json.loads(row["payload"])
+    return OutboxEntry(
+        id=int(row["id"]),
+        generation_id=row["generation_id"],
+        platform=row["platform"],
+        seq=int(row["seq"]),
+        kind=row["kind"],
+        payload=payload if isinstance(payload, dict) else {},
+        attempts=int(row["attempts"]),
+        next_attempt_at=float(row["next_attempt_at"]),
+        has_blob=bool(row["has_blob"]),
+    )
+
+
+_UPSERT_LINK = """
+INSERT INTO message_links (platform, channel, message_id, generation_id, kind)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (platform, channel, message_id) DO UPDATE SET
+    generation_id = excluded.generation_id,
+    kind = excluded.kind
+"""
+
+
 def _budget_from_row(row: sqlite3.Row) -> Budget:
     return Budget(
         tenant=row["tenant"],
@@ -443,6 +470,11 @@ _UPDATE_GENERATION = (
     "UPDATE generations SET "  # noqa: S608
     + ", ".join(f"{c} = :{c}" for c in _GENERATION_COLUMNS if c != "id")
     + " WHERE id = :id"
+)
+_TRANSITION_GENERATION = _UPDATE_GENERATION + " AND status = :expect"
+_OUTBOX_COLUMNS = (
+    "id, generation_id, platform, seq, kind, payload, attempts, next_attempt_at,"
+    " blob IS NOT NULL AS has_blob"
 )
 _SELECT_GENERATION = "SELECT " + ", ".join(_GENERATION_COLUMNS) + " FROM generations"  # noqa: S608
 
@@ -748,10 +780,25 @@ class SqliteStore:
 
     # --- generations -------------------------------------------------------------------
 
-    async def insert_generation(self, generation: Generation) -> None:
+    async def insert_generation(
+        self, generation: Generation, events: Sequence[NewEvent] = ()
+    ) -> None:
         """Raises :class:`sqlite3.IntegrityError` if the id is already stored."""
         async with self._write() as db:
             await db.execute(_INSERT_GENERATION, _generation_to_row(generation))
+            await self._append(db, generation.id, generation.place.platform, events)
+
+    async def transition(
+        self, generation: Generation, *, expect: GenStatus, events: Sequence[NewEvent] = ()
+    ) -> bool:
+        async with self._write() as db:
+            row = _generation_to_row(generation)
+            row["expect"] = expect.value
+            cursor = await db.execute(_TRANSITION_GENERATION, row)
+            if cursor.rowcount == 0:
+                return False
+            await self._append(db, generation.id, generation.place.platform, events)
+            return True
 
     async def update_generation(self, generation: Generation) -> None:
         """Replace the stored row with the same id; :class:`NotFound` if there is none."""
@@ -789,17 +836,7 @@ class SqliteStore:
         """Insert or re-point the link; :class:`NotFound` if the generation is not stored."""
         try:
             async with self._write() as db:
-                await db.execute(
-                    """
-                    INSERT INTO message_links (platform, channel, message_id, generation_id,
-                                               kind)
-                    VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (platform, channel, message_id) DO UPDATE SET
-                        generation_id = excluded.generation_id,
-                        kind = excluded.kind
-                    """,
-                    _message_link_to_row(link),
-                )
+                await db.execute(_UPSERT_LINK, _message_link_to_row(link))
         except sqlite3.IntegrityError as exc:
             if exc.sqlite_errorname != "SQLITE_CONSTRAINT_FOREIGNKEY":
                 raise
@@ -822,6 +859,135 @@ class SqliteStore:
             (generation_id,),
         )
         return [_message_link_from_row(row) for row in rows]
+
+    # --- the outbox --------------------------------------------------------------------
+
+    async def _append(
+        self,
+        db: aiosqlite.Connection,
+        generation_id: str,
+        platform: str | None,
+        events: Sequence[NewEvent],
+    ) -> None:
+        """Append events after the generation's last one (inside a write transaction)."""
+        if not events:
+            return
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT g.place_platform AS platform,"
+                " (SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE generation_id = g.id) AS seq"
+                " FROM generations g WHERE g.id = ?",
+                (generation_id,),
+            )
+        )
+        if not rows:
+            raise NotFound("That generation no longer exists.")
+        platform = platform or str(rows[0]["platform"])
+        seq = int(rows[0]["seq"])
+        now = self._now()
+        for event in events:
+            if event.replaces:
+                marks = ", ".join("?" for _ in event.replaces)
+                await db.execute(
+                    "UPDATE outbox SET done_at = ?, error = 'replaced', blob = NULL"  # noqa: S608
+                    f" WHERE generation_id = ? AND done_at IS NULL AND kind IN ({marks})",
+                    (now, generation_id, *event.replaces),
+                )
+            seq += 1
+            await db.execute(
+                "INSERT INTO outbox (generation_id, platform, seq, kind, payload, blob,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    generation_id,
+                    platform,
+                    seq,
+                    event.kind,
+                    json.dumps(dict(event.payload), ensure_ascii=False),
+                    event.blob,
+                    now,
+                ),
+            )
+
+    async def add_events(
+        self,
+        generation_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expect: GenStatus | None = None,
+    ) -> bool:
+        async with self._write() as db:
+            if expect is not None:
+                rows = await db.execute_fetchall(
+                    "SELECT 1 FROM generations WHERE id = ? AND status = ?",
+                    (generation_id, expect.value),
+                )
+                if not list(rows):
+                    return False
+            await self._append(db, generation_id, None, events)
+            return True
+
+    async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
+        rows = await self._fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
+            " WHERE platform = ? AND done_at IS NULL ORDER BY id LIMIT ?",
+            (platform, limit),
+        )
+        return [_outbox_entry_from_row(row) for row in rows]
+
+    async def event_blob(self, entry_id: int) -> bytes | None:
+        rows = await self._fetch("SELECT blob FROM outbox WHERE id = ?", (entry_id,))
+        blob = rows[0]["blob"] if rows else None
+        return bytes(blob) if blob is not None else None
+
+    async def settle_events(self, outcomes: Sequence[EventOutcome]) -> None:
+        if not outcomes:
+            return
+        now = self._now()
+        async with self._write() as db:
+            for outcome in outcomes:
+                for link in outcome.links:
+                    await db.execute(_UPSERT_LINK, _message_link_to_row(link))
+                if outcome.done:
+                    await db.execute(
+                        "UPDATE outbox SET done_at = ?, error = ?, attempts = ?, blob = NULL"
+                        " WHERE id = ? AND done_at IS NULL",
+                        (now, outcome.error, outcome.attempts, outcome.entry_id),
+                    )
+                else:
+                    await db.execute(
+                        "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?"
+                        " WHERE id = ?",
+                        (
+                            outcome.attempts,
+                            outcome.next_attempt_at,
+                            outcome.error,
+                            outcome.entry_id,
+                        ),
+                    )
+
+    # --- remembered platform events ----------------------------------------------------
+
+    async def remember(
+        self, scope: str, key: str, *, value: str, now: float, ttl: float
+    ) -> str | None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT value FROM seen WHERE scope = ? AND key = ?", (scope, key)
+                )
+            )
+            if rows:
+                return str(rows[0]["value"])
+            await db.execute(
+                "INSERT INTO seen (scope, key, value, expires_at) VALUES (?, ?, ?, ?)",
+                (scope, key, value, now + ttl),
+            )
+            return None
+
+    async def forget(self, scope: str, key: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM seen WHERE scope = ? AND key = ?", (scope, key))
 
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from tmbot.engine import Engine
 from tmbot.events import Delivered, Event, Failed, Started
 from tmbot.providers import build_providers
 from tmbot.records import Generation
-from tmbot.scheduler import Scheduler, SchedulerSettings
+from tmbot.scheduling.scheduler import Scheduler, SchedulerSettings
 from tmbot.simulator import Simulator
 from tmbot.vault import Vault
 

@@ -20,7 +20,7 @@ from tmbot.clock import Clock
 from tmbot.engine import Engine
 from tmbot.providers import build_providers
 from tmbot.redact import RedactingFilter
-from tmbot.scheduler import Scheduler
+from tmbot.scheduling.scheduler import Scheduler
 from tmbot.simulator import KeyStats, SimConfig, Simulator
 from tmbot.vault import Vault, key_file_for
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.harness import PLACE, Recorder, running_bot
 from tmbot.events import Delivered, Event, Failed, Queued, Started
-from tmbot.scheduler import SchedulerSettings, worth_reporting
+from tmbot.scheduling.scheduler import SchedulerSettings, worth_reporting
 from tmbot.simulator import SimConfig, Simulator
 
 SCALE = 60.0

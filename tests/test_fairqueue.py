@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tmbot.fairqueue import FairSlots
+from tmbot.scheduling.fairqueue import FairSlots
 
 
 async def _settle() -> None:

@@ -13,7 +13,7 @@ import pytest
 from tests.harness import Bot, running_bot
 from tmbot.events import Delivered, Failed
 from tmbot.records import GenStatus
-from tmbot.scheduler import SchedulerSettings
+from tmbot.scheduling.scheduler import SchedulerSettings
 from tmbot.simulator import SimConfig, Simulator
 
 SCALE = 60.0

@@ -6,8 +6,8 @@ import asyncio
 
 from tmbot.capabilities import Limits
 from tmbot.clock import Clock
-from tmbot.ratelimit import CREATE, POLL
-from tmbot.scheduler import KeyLane, SchedulerSettings
+from tmbot.scheduling.ratelimit import CREATE, POLL
+from tmbot.scheduling.scheduler import KeyLane, SchedulerSettings
 
 
 async def test_a_poll_keeps_a_request_for_the_create_waiting_for_its_slot() -> None:

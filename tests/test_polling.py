@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from itertools import pairwise
 
-from tmbot.polling import PollPlanner, PollPolicy
+from tmbot.scheduling.polling import PollPlanner, PollPolicy
 
 PROFILE = ("tastemachine", "nano-banana-pro", "2k")
 

@@ -6,7 +6,7 @@ import asyncio
 from itertools import pairwise
 
 from tmbot.clock import Clock
-from tmbot.ratelimit import RateWindow
+from tmbot.scheduling.ratelimit import RateWindow
 
 
 async def test_never_more_than_budget_in_any_window() -> None:
@@ -64,7 +64,7 @@ async def served_order(waiters: list[tuple[str, int, float]]) -> list[str]:
 
 
 async def test_creates_go_before_polls_when_the_budget_is_short() -> None:
-    from tmbot.ratelimit import CREATE, POLL
+    from tmbot.scheduling.ratelimit import CREATE, POLL
 
     order = await served_order(
         [(f"poll{i}", POLL, 1.0) for i in range(3)] + [("create", CREATE, 1.0)]
@@ -101,14 +101,14 @@ async def test_requests_are_spread_out_not_bunched_into_the_window() -> None:
 
 
 async def test_polls_go_by_their_chance_of_finding_the_task_done() -> None:
-    from tmbot.ratelimit import POLL
+    from tmbot.scheduling.ratelimit import POLL
 
     order = await served_order([("unlikely", POLL, 0.1), ("sure", POLL, 1.0), ("even", POLL, 0.5)])
     assert order == ["sure", "even", "unlikely"]
 
 
 def test_the_worth_a_poll_needs_rises_as_the_window_fills() -> None:
-    from tmbot.ratelimit import value_floor
+    from tmbot.scheduling.ratelimit import value_floor
 
     assert value_floor(0.0) == value_floor(0.3) == 0.0  # a quiet key polls freely
     assert 0.0 < value_floor(0.65) < value_floor(0.9) < 1.0
@@ -118,7 +118,7 @@ def test_the_worth_a_poll_needs_rises_as_the_window_fills() -> None:
 async def test_an_unlikely_poll_waits_while_the_window_is_busy() -> None:
     """With 6 of 10 requests spent, a poll with a 10% chance is held back (and weighed
     again as its chance grows), while a sure one goes at once."""
-    from tmbot.ratelimit import POLL
+    from tmbot.scheduling.ratelimit import POLL
 
     clock = Clock(scale=600.0)
     window = RateWindow(clock=clock, budget=10, window=60.0, margin=0.5)
@@ -136,7 +136,7 @@ async def test_an_unlikely_poll_waits_while_the_window_is_busy() -> None:
 async def test_a_poll_leaves_room_for_the_create_it_may_free() -> None:
     """A poll keeping one request in reserve waits for two tokens, so a create that turns
     up once one token is back goes at once instead of waiting for the next."""
-    from tmbot.ratelimit import CREATE, POLL
+    from tmbot.scheduling.ratelimit import CREATE, POLL
 
     clock = Clock(scale=60.0)
     window = RateWindow(clock=clock, budget=4, window=60.0, margin=0.0)  # 2 tokens, 1 per 15 s

@@ -1,4 +1,5 @@
-"""`tmbot …` entry points: the one composition root that wires concrete parts together."""
+"""`tmbot …` entry points. The parts are wired together by :mod:`tmbot.runtime`, the one
+composition root; this module adds the front ends (the console, the demo, the simulator)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,16 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-from adapters.console import Console, ConsoleNotifier, stdin_lines
-from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, path_from_url
-from tmbot.clock import Clock
+from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
 from tmbot.config import Config
 from tmbot.domain import ApiKey
-from tmbot.engine import Engine
 from tmbot.errors import TmbotError
-from tmbot.ports import Notifier
-from tmbot.providers import build_providers
 from tmbot.redact import RedactingFilter, install_redaction
-from tmbot.scheduler import Scheduler, SchedulerSettings
-from tmbot.vault import Vault, key_file_for
+from tmbot.replies import GenerationAccepted
+from tmbot.runtime import open_runtime
 
 log = logging.getLogger(__name__)
 
@@ -34,60 +29,12 @@ DEMO_LINES = (
 )
 
 
-@asynccontextmanager
-async def runtime(
-    config: Config,
-    notifier: Notifier,
-    redactor: RedactingFilter,
-    *,
-    database_url: str | None = None,
-    tastemachine_url: str | None = None,
-    vtrix_url: str | None = None,
-) -> AsyncIterator[Engine]:
-    """Store, vault, providers, scheduler and engine, closed in reverse order."""
-    path = path_from_url(database_url or config.database_url or DEFAULT_DATABASE_URL)
-    # providers first: a bad URL is refused before anything is opened that needs closing
-    providers = build_providers(
-        tastemachine_url=tastemachine_url or config.tastemachine_url,
-        vtrix_url=vtrix_url or config.vtrix_url,
-        timeout=config.http_timeout,
-    )
-    try:
-        store = await SqliteStore.open(path)
-        try:
-            vault = Vault.from_environment(env=os.environ, key_file=key_file_for(path))
-            clock = Clock(scale=config.time_scale)
-            scheduler = Scheduler(
-                providers=providers,
-                clock=clock,
-                settings=SchedulerSettings(deadline=config.deadline_seconds),
-            )
-            engine = Engine(
-                store=store,
-                vault=vault,
-                providers=providers,
-                notifier=notifier,
-                clock=clock,
-                scheduler=scheduler,
-                on_secret=redactor.register,
-            )
-            try:
-                yield engine
-            finally:
-                await engine.aclose()
-        finally:
-            await store.close()
-    finally:
-        for provider in providers.values():
-            await provider.aclose()
-
-
 async def _console(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
     notifier = ConsoleNotifier(Path(args.out))
-    async with runtime(config, notifier, redactor) as engine:
-        console = Console(engine, user=args.user, admins=args.admin, out_dir=notifier.out_dir)
-        await engine.start()
-        return await console.run(stdin_lines())
+    async with open_runtime(config, {PLATFORM: notifier}, redactor=redactor) as rt:
+        console = Console(rt.engine, user=args.user, admins=args.admin)
+        await rt.engine.resume()
+        return await console.run(stdin_lines(), rt.settled)
 
 
 async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
@@ -105,30 +52,34 @@ async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFil
     notifier = ConsoleNotifier(out)
     async with Simulator(SimConfig(time_scale=scale)) as sim:
         print(f"tmbot demo: simulated image APIs at {sim.base_url} (time ×{scale:g})")
-        async with runtime(
-            config, notifier, redactor, tastemachine_url=sim.base_url, vtrix_url=sim.base_url
-        ) as engine:
-            console = Console(engine, user="you", admins=["you"], out_dir=out)
-            await engine.start()
+        async with open_runtime(
+            config,
+            {PLATFORM: notifier},
+            redactor=redactor,
+            tastemachine_url=sim.base_url,
+            vtrix_url=sim.base_url,
+        ) as rt:
+            console = Console(rt.engine, user="you", admins=["you"])
+            await rt.engine.resume()
             print(f"> key {ApiKey(DEMO_KEY).fingerprint}")
             await console.handle_line(f"key {DEMO_KEY}")
             first = None
             for line in DEMO_LINES:
                 print(f"> {line}")
                 reply = await console.handle_line(line)
-                if first is None and reply is not None and reply.generation is not None:
+                if first is None and isinstance(reply, GenerationAccepted):
                     first = reply.generation.id
-            await engine.wait_idle()
+            await rt.settled()
             if first is not None:
                 print(f"> regenerate {first}")
                 await console.handle_line(f"regenerate {first}")
-                await engine.wait_idle()
+                await rt.settled()
             print("> credits")
             await console.handle_line("credits")
             print(f"Images are in {args.out}")
             if sys.stdin.isatty():
                 print("Type more briefs, `help`, or Ctrl-D to quit.")
-                await console.run(stdin_lines())
+                await console.run(stdin_lines(), rt.settled)
     return 0
 
 

@@ -640,6 +640,25 @@ def _parse_generate(tokens: Sequence[str]) -> Generate:
     return Generate(brief=" ".join(scan.words), options=scan.options(), image_urls=tuple(scan.urls))
 
 
+REFINE_EMPTY = (
+    "Say how to change the image, e.g. `warmer, more negative space --ar 4:5`, or react 🔁 "
+    "to make another as it was."
+)
+
+
+def parse_refinement(text: str) -> Generate:
+    """The words, flags and links of a refinement (``warmer, more negative space --ar 4:5``).
+    Its words may be empty (new flags alone change the original's parameters)."""
+    tokens = _tokenise(text)
+    if _key_in_text().search(text):
+        raise ParseError(KEY_IN_TEXT)
+    scan = _scan(tokens)
+    options = scan.options()
+    if not scan.words and not scan.urls and options.is_empty:
+        raise ParseError(REFINE_EMPTY)
+    return Generate(brief=" ".join(scan.words), options=options, image_urls=tuple(scan.urls))
+
+
 def _parse_subcommand(head: str, rest: list[str]) -> Command | None:
     """The sub-command when the text has one's exact shape, else None (it is a brief)."""
     if head in ("credits", "history") and not rest:
@@ -1055,6 +1074,25 @@ def resolve(
         taste=chosen.taste or pc.default_taste,
         image_urls=_check_images(pc, image_urls),
     )
+
+
+def resolve_over(
+    options: BriefOptions,
+    base: GenerationSpec,
+    *,
+    brief: str,
+    image_urls: tuple[str, ...],
+) -> GenerationSpec:
+    """A refinement's request: ``options`` over ``base``'s parameters (the new flags win;
+    the base's values that do not fit a newly chosen provider or model are dropped)."""
+    saved = UserSettings(
+        provider=base.provider,
+        model=base.model,
+        aspect_ratio=base.aspect_ratio,
+        resolution=base.resolution,
+        taste=base.taste,
+    )
+    return resolve(options, saved, brief=brief, image_urls=image_urls)
 
 
 def validate_settings(options: BriefOptions, current: UserSettings | None = None) -> UserSettings:

@@ -36,15 +36,30 @@ class ApiKey:
         return format(self.fingerprint, spec)
 
 
+def tenant_of(platform: str, tenant_id: str) -> str:
+    """A tenant namespaced by its platform (``slack:T123``, ``discord:42``,
+    ``console:local``), so two platforms' ids can never meet."""
+    prefix = f"{platform}:"
+    return tenant_id if tenant_id.startswith(prefix) else prefix + tenant_id
+
+
 @dataclass(frozen=True)
 class Actor:
-    """Who asked. ``tenant`` is the Slack workspace / Discord guild / console session."""
+    """Who asked. ``tenant`` is the Slack workspace / Discord guild / console session,
+    namespaced by platform (see :func:`tenant_of`)."""
 
     platform: str
     tenant: str
     user_id: str
     is_admin: bool = False
     display_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.tenant.startswith(f"{self.platform}:"):
+            raise ValueError(
+                f"an actor's tenant must be namespaced by its platform ({self.platform}:…); "
+                "build it with tenant_of()"
+            )
 
     @property
     def label(self) -> str:
@@ -53,7 +68,9 @@ class Actor:
 
 @dataclass(frozen=True)
 class Place:
-    """Where results go: a channel, a thread in it, and the request card's message id."""
+    """Where results go: a channel and a thread in it. The notifier posts the request card
+    on the ``Accepted`` event; ``card_message`` is set only when the adapter made the card
+    itself before asking (the notifier then adopts it instead of posting one)."""
 
     platform: str
     channel: str

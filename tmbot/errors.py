@@ -42,6 +42,14 @@ class NotFound(TmbotError):
     """A thing the user referred to does not exist (a generation, a key binding)."""
 
 
+class Conflict(TmbotError):
+    """The thing changed between reading and writing it (another actor or process won)."""
+
+
+class IllegalTransition(TmbotError):
+    """A generation was asked to make a move the state machine does not allow (a bug)."""
+
+
 class NoKeyBound(TmbotError):
     """There is no key to pay for this request."""
 

@@ -2,27 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from tmbot.domain import ProviderName
 from tmbot.events import Event
 from tmbot.records import (
     Budget,
+    EventOutcome,
     Generation,
+    GenStatus,
     KeyBinding,
     KeyRef,
     KeyScope,
     MessageLink,
+    NewEvent,
+    OutboxEntry,
     Spend,
     TeamSettings,
     UserSettings,
 )
 
 
-class Notifier(Protocol):
-    """Renders core events on a platform (implemented by each adapter)."""
+@dataclass(frozen=True)
+class Notice:
+    """What a notifier is handed with an event: the messages already stored for the
+    generation (its card, an image posted before a crash…), and ``record``, which stores a
+    link at once. A notifier that posts an image records its link right after the platform
+    answers, so a crash between the two is the only way an image could be posted twice."""
 
-    async def notify(self, event: Event) -> None: ...
+    links: tuple[MessageLink, ...]
+    record: Callable[[MessageLink], Awaitable[None]]
+
+    def link(self, kind: str) -> MessageLink | None:
+        """The newest stored link of ``kind`` (``"card"``, ``"image"``)."""
+        found = [link for link in self.links if link.kind == kind]
+        return found[-1] if found else None
+
+
+class Notifier(Protocol):
+    """Renders core events on one platform (implemented by each adapter). Returns the
+    messages it created, which the dispatcher stores before it marks the event done; raising
+    means "try again later" (with backoff, a bounded number of times)."""
+
+    async def notify(self, event: Event, notice: Notice) -> Sequence[MessageLink]: ...
 
 
 class Store(Protocol):
@@ -82,10 +106,20 @@ class Store(Protocol):
         yet (accepted or submitting): not yet in the provider's reported balance."""
 
     # --- generations -----------------------------------------------------------------
-    async def insert_generation(self, generation: Generation) -> None: ...
+    async def insert_generation(
+        self, generation: Generation, events: Sequence[NewEvent] = ()
+    ) -> None:
+        """Store a new generation and its first events, in one transaction."""
 
     async def update_generation(self, generation: Generation) -> None:
-        """Replace the stored row with the same id."""
+        """Replace the stored row with the same id (fields only; status moves go through
+        :meth:`transition`)."""
+
+    async def transition(
+        self, generation: Generation, *, expect: GenStatus, events: Sequence[NewEvent] = ()
+    ) -> bool:
+        """Replace the row and append ``events`` to its outbox in one transaction, only if
+        the stored status is still ``expect``; False (nothing written) otherwise."""
 
     async def get_generation(self, generation_id: str) -> Generation | None: ...
 
@@ -105,3 +139,34 @@ class Store(Protocol):
     ) -> str | None: ...
 
     async def messages_for_generation(self, generation_id: str) -> list[MessageLink]: ...
+
+    # --- the outbox ------------------------------------------------------------------
+    async def add_events(
+        self,
+        generation_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expect: GenStatus | None = None,
+    ) -> bool:
+        """Append events to a generation's outbox (numbered after its last one), only if
+        its stored status is ``expect`` (when given); False (nothing written) otherwise."""
+
+    async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
+        """Events of ``platform`` not yet done, oldest first per generation (by ``seq``),
+        at most ``limit``; without their blobs."""
+
+    async def event_blob(self, entry_id: int) -> bytes | None: ...
+
+    async def settle_events(self, outcomes: Sequence[EventOutcome]) -> None:
+        """Record what became of handed-over events, and store the links they made, in one
+        transaction. A done event's blob is dropped."""
+
+    # --- seen platform events and repeated triggers ----------------------------------
+    async def remember(
+        self, scope: str, key: str, *, value: str, now: float, ttl: float
+    ) -> str | None:
+        """Record ``(scope, key) -> value`` for ``ttl`` seconds unless a live record
+        exists: then nothing is written and its value is returned; None when this call
+        recorded it. Holds across restarts (and processes sharing the store)."""
+
+    async def forget(self, scope: str, key: str) -> None: ...

@@ -9,7 +9,8 @@ reporting a charge. :class:`Spend` is that sum over a set of rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
@@ -152,3 +153,49 @@ class Spend:
 
     credits: float = 0.0
     images: int = 0
+
+
+# --- the outbox ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to write to the outbox with the state change that produced it (see
+    :mod:`tmbot.events` for the kinds and their payloads). Writing it marks the generation's
+    undelivered events whose kind is in ``replaces`` as done: a newer progress state replaces
+    an older one nobody has seen yet."""
+
+    kind: str
+    payload: Mapping[str, object] = field(default_factory=dict)
+    blob: bytes | None = field(default=None, repr=False)
+    replaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A stored event waiting for (or handed to) a platform's notifier. ``seq`` orders a
+    generation's events; ``platform`` is its place's platform."""
+
+    id: int
+    generation_id: str
+    platform: str
+    seq: int
+    kind: str
+    payload: Mapping[str, object]
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    has_blob: bool = False
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What became of one handed-over event: ``done`` with the links the notifier made, or
+    not done with the time of the next attempt. ``error`` on a done event says it was given
+    up (kept for inspection)."""
+
+    entry_id: int
+    done: bool
+    links: tuple[MessageLink, ...] = ()
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    error: str | None = None

@@ -1,15 +1,15 @@
 """The team's admin use cases: budgets, channel mentions, and the team overview.
 
-Each returns the sentence to tell the admin; :class:`tmbot.engine.Engine` wraps it in its
-reply. Binding the team's key stays with the other key use cases in the engine.
+Each returns a typed reply (:mod:`tmbot.replies`); :func:`tmbot.texts.render` words it.
+Binding the team's key stays with the other key use cases in :mod:`tmbot.accounts`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from tmbot import commands as cmds
-from tmbot.capabilities import DEFAULT_PROVIDER, caps
+from tmbot.capabilities import DEFAULT_PROVIDER
 from tmbot.domain import Actor, ProviderName
 from tmbot.errors import NotPermitted
 from tmbot.funds import period_start, priced
@@ -23,7 +23,15 @@ from tmbot.records import (
     Spend,
     TeamSettings,
 )
-from tmbot.texts import amount, budget_rate, credits_word, images_word, relative_time, renews
+from tmbot.replies import (
+    BudgetRemoved,
+    BudgetSaved,
+    ChannelSet,
+    MemberUse,
+    ProviderUse,
+    TeamKeyView,
+    TeamView,
+)
 
 
 def require_admin(actor: Actor) -> None:
@@ -43,28 +51,18 @@ class Team:
         self.store = store
         self._now = now
 
-    async def set_budget(self, actor: Actor, command: cmds.TeamBudget) -> str:
+    async def set_budget(
+        self, actor: Actor, command: cmds.TeamBudget
+    ) -> BudgetSaved | BudgetRemoved:
         require_admin(actor)
         tenant = actor.tenant
         member = command.target if command.target is not None else DEFAULT_MEMBER
         if command.remove:
             removed = await self.store.delete_budget(tenant, member)
-            if member == DEFAULT_MEMBER:
-                if not removed:
-                    return "There was no default budget; nothing changed."
-                return (
-                    "Removed the default budget; members without their own budget now use the "
-                    "team key without a cap."
-                )
-            if not removed:
-                return f"{member} had no budget of their own; nothing changed."
-            fallback = await self.store.get_budget(tenant, DEFAULT_MEMBER)
-            after = (
-                f"the default budget ({budget_rate(fallback)}) applies to them now"
-                if fallback is not None
-                else "their use of the team key is not capped now"
-            )
-            return f"Removed {member}'s budget; {after}."
+            fallback = None
+            if member != DEFAULT_MEMBER:
+                fallback = await self.store.get_budget(tenant, DEFAULT_MEMBER)
+            return BudgetRemoved(member=member, removed=removed, fallback=fallback)
         budget = Budget(
             tenant=tenant,
             member=member,
@@ -73,24 +71,15 @@ class Team:
             updated_at=self._now(),
         )
         await self.store.put_budget(budget)
-        who = "members without their own budget" if budget.is_default else member
-        text = (
-            f"Saved: {who} may use up to {credits_word(budget.amount)} a {budget.period.value} "
-            f"of the team's key (it renews {renews(budget.period)})."
-        )
         team_key = await self.store.get_key(KeyRef(KeyScope.TEAM, tenant, "", DEFAULT_PROVIDER))
-        if team_key is None:
-            text += " The team has no key yet: bind one with `/taste team key`."
-        return text
+        return BudgetSaved(budget=budget, team_has_key=team_key is not None)
 
-    async def set_channel(self, actor: Actor, enabled: bool) -> str:
+    async def set_channel(self, actor: Actor, enabled: bool) -> ChannelSet:
         require_admin(actor)
         await self.store.put_team_settings(actor.tenant, TeamSettings(channel_enabled=enabled))
-        if enabled:
-            return "Channel mentions are on: members can mention tmbot in a channel."
-        return "Channel mentions are off: members use `/taste` to make images."
+        return ChannelSet(enabled=enabled)
 
-    async def show(self, actor: Actor) -> str:
+    async def show(self, actor: Actor) -> TeamView:
         """The team's keys (fingerprints and balances), the channel setting, the budgets, and
         each member's use of the team key this period."""
         require_admin(actor)
@@ -98,49 +87,25 @@ class Team:
         keys = []
         for provider in ProviderName:
             binding = await self.store.get_key(KeyRef(KeyScope.TEAM, tenant, "", provider))
-            if binding is None:
-                continue
-            shown = f"{caps(provider).display_name} {binding.fingerprint}"
-            if binding.balance is not None:
-                seen = relative_time(now - (binding.balance_seen_at or now))
-                shown += f" ({credits_word(binding.balance)} left as of {seen})"
-            keys.append(shown)
-        lines = [
-            "Team keys: " + "; ".join(keys) + "."
-            if keys
-            else "The team has no key bound; an admin can add one with `/taste team key`."
-        ]
-        settings = await self.store.get_team_settings(tenant)
-        lines.append(
-            f"Channel mentions: {'on' if settings.channel_enabled else 'off'} "
-            "(`/taste team channel on|off`)."
-        )
-        budgets = await self.store.list_budgets(tenant)
-        by_member = {b.member: b for b in budgets}
-        default = by_member.get(DEFAULT_MEMBER)
-        if budgets:
-            shown_budgets = [
-                f"{'default' if b.is_default else b.member} {budget_rate(b)}" for b in budgets
-            ]
-            lines.append(
-                "Budgets (credits on the team key): "
-                + ", ".join(shown_budgets)
-                + "; "
-                + (
-                    "members without their own budget get the default."
-                    if default is not None
-                    else "members without a budget are not capped."
+            if binding is not None:
+                keys.append(
+                    TeamKeyView(
+                        provider, binding.fingerprint, binding.balance, binding.balance_seen_at
+                    )
                 )
-            )
-        else:
-            lines.append("Budgets: none, so members may use the team key without a cap.")
-        lines.extend(await self._use_lines(tenant, by_member, default))
-        return "\n".join(lines)
+        settings = await self.store.get_team_settings(tenant)
+        budgets = await self.store.list_budgets(tenant)
+        return TeamView(
+            keys=tuple(keys),
+            channel_enabled=settings.channel_enabled,
+            budgets=tuple(budgets),
+            members=await self._members(tenant, budgets, now),
+            now=now,
+        )
 
-    async def _use_lines(
-        self, tenant: str, by_member: Mapping[str, Budget], default: Budget | None
-    ) -> list[str]:
-        now = self._now()
+    async def _members(
+        self, tenant: str, budgets: list[Budget], now: float
+    ) -> tuple[MemberUse, ...]:
         day, month = (period_start(p, now) for p in (BudgetPeriod.DAY, BudgetPeriod.MONTH))
         use: dict[ProviderName, tuple[dict[str, Spend], dict[str, Spend]]] = {}
         for provider in ProviderName:
@@ -152,34 +117,32 @@ class Team:
                     tenant, scope=KeyScope.TEAM, provider=provider, since=month
                 ),
             )
+        by_member = {b.member: b for b in budgets}
+        default = by_member.get(DEFAULT_MEMBER)
         members = sorted(
             {m for m in by_member if m != DEFAULT_MEMBER}
             | {m for _, by_month in use.values() for m in by_month}
         )
-        if not members:
-            return ["Nobody has used the team key this month."]
-        lines = ["Use of the team key (today / this month):"]
+        out = []
         for member in members:
-            parts = []
-            for provider, (by_day, by_month) in use.items():
-                t, m = by_day.get(member, Spend()), by_month.get(member, Spend())
-                if priced(provider):
-                    if m.images or provider is DEFAULT_PROVIDER:
-                        parts.append(f"{amount(t.credits)} / {credits_word(m.credits)}")
-                elif m.images:
-                    name = caps(provider).display_name
-                    parts.append(f"{t.images} / {images_word(m.images)} on {name}")
+            uses = tuple(
+                ProviderUse(
+                    provider,
+                    priced(provider),
+                    by_day.get(member, Spend()),
+                    by_month.get(member, Spend()),
+                )
+                for provider, (by_day, by_month) in use.items()
+            )
             budget = by_member.get(member) or default
+            left = None
             if budget is not None:
                 # budgets count credits on the providers that publish prices
-                index = 0 if budget.period is BudgetPeriod.DAY else 1
                 used = sum(
-                    spent[index].get(member, Spend()).credits
-                    for provider, spent in use.items()
-                    if priced(provider)
+                    (u.today if budget.period is BudgetPeriod.DAY else u.month).credits
+                    for u in uses
+                    if u.priced
                 )
-                left = amount(max(0.0, budget.amount - used))
-                which = "default budget" if budget.is_default else "budget"
-                parts.append(f"{which} {budget_rate(budget)}, {left} left")
-            lines.append(f"• {member}: " + "; ".join(parts))
-        return lines
+                left = max(0.0, budget.amount - used)
+            out.append(MemberUse(member=member, use=uses, budget=budget, left=left))
+        return tuple(out)

@@ -1,4 +1,5 @@
-"""Sentences the core hands to people: help, descriptions of requests, history lines.
+"""Sentences the core hands to people: every reply (:func:`render`), help, descriptions of
+requests, history lines.
 
 Platform-neutral text with `code` spans, which Slack, Discord and the console all render.
 """
@@ -7,7 +8,32 @@ from __future__ import annotations
 
 from tmbot.capabilities import PROVIDERS
 from tmbot.domain import GenerationSpec
-from tmbot.records import Budget, BudgetPeriod, Generation, GenStatus, KeyScope
+from tmbot.records import (
+    DEFAULT_MEMBER,
+    Budget,
+    BudgetPeriod,
+    Generation,
+    GenStatus,
+    KeyScope,
+    UserSettings,
+)
+from tmbot.replies import (
+    BudgetRemoved,
+    BudgetSaved,
+    ChannelSet,
+    CreditsEntry,
+    CreditsView,
+    DeleteAccepted,
+    GenerationAccepted,
+    HelpView,
+    HistoryView,
+    KeyBound,
+    KeyFormRequested,
+    LoggedOut,
+    Reply,
+    SettingsView,
+    TeamView,
+)
 
 
 def describe_spec(spec: GenerationSpec) -> str:
@@ -154,3 +180,194 @@ def help_text(topic: str | None) -> str:
             "and this period's use. Without any budget the team key is not capped."
         )
     return HELP_GENERAL
+
+
+# --- replies ---------------------------------------------------------------------------
+
+
+def render(reply: Reply) -> str:
+    """The sentences for a use case's answer (the console prints them; chat adapters use
+    them where they have no richer rendering, and as notification fallback text)."""
+    match reply:
+        case GenerationAccepted(generation=gen, duplicate=duplicate):
+            text = f"Accepted {describe_spec(gen.spec)}"
+            if gen.regenerated_from:
+                text += f", another of {gen.regenerated_from}"
+            if duplicate:
+                text += " (already asked for a moment ago)"
+            return text + "."
+        case KeyFormRequested(provider=provider, scope=scope):
+            whose = "your key" if scope is KeyScope.USER else "the team's key"
+            return f"Paste {whose} for {PROVIDERS[provider].display_name} in the private form."
+        case KeyBound(provider=provider, scope=scope, fingerprint=fingerprint):
+            whose = "your" if scope is KeyScope.USER else "the team's"
+            name = PROVIDERS[provider].display_name
+            return f"Saved {whose} key for {name} ({fingerprint}), encrypted."
+        case LoggedOut(removed=removed):
+            if not removed:
+                return "You had no personal key bound; nothing to remove."
+            names = " and ".join(PROVIDERS[p].display_name for p in removed)
+            return f"Removed your key for {names}."
+        case CreditsView():
+            return "\n".join(credits_line(entry, now=reply.now) for entry in reply.entries)
+        case SettingsView(settings=settings, action=action):
+            if action == "cleared":
+                return "Your defaults are cleared."
+            prefix = "Saved. " if action == "saved" else ""
+            return f"{prefix}Your defaults: {describe_settings(settings)}."
+        case HistoryView(generations=gens, now=now):
+            if not gens:
+                return "You have no images yet."
+            return "Your last images:\n" + "\n".join(history_line(g, now=now) for g in gens)
+        case HelpView(topic=topic):
+            return help_text(topic)
+        case TeamView():
+            return team_text(reply)
+        case BudgetSaved():
+            return budget_saved_text(reply)
+        case BudgetRemoved():
+            return budget_removed_text(reply)
+        case ChannelSet(enabled=enabled):
+            if enabled:
+                return "Channel mentions are on: members can mention tmbot in a channel."
+            return "Channel mentions are off: members use `/taste` to make images."
+        case DeleteAccepted(generation=gen, cancelled=cancelled):
+            if cancelled:
+                return f"Cancelled {gen.id} before it was sent; nothing was charged."
+            return f"Deleted {gen.id}."
+
+
+def describe_settings(settings: UserSettings) -> str:
+    fields = [
+        ("provider", settings.provider.value if settings.provider else None),
+        ("model", settings.model),
+        ("aspect ratio", settings.aspect_ratio),
+        ("resolution", settings.resolution),
+        ("taste", settings.taste),
+    ]
+    chosen = [f"{name} {value}" for name, value in fields if value]
+    return ", ".join(chosen) if chosen else "none set (the provider's defaults apply)"
+
+
+def credits_line(entry: CreditsEntry, *, now: float) -> str:
+    name = PROVIDERS[entry.provider].display_name
+    whose = "your personal key" if entry.scope is KeyScope.USER else "the team's key"
+    if entry.balance is not None:
+        seen = relative_time(now - (entry.balance_seen_at or now))
+        balance = f"{credits_word(entry.balance)} left as of {seen}"
+    elif entry.priced:
+        balance = "no balance reported yet (it shows after the next image)"
+    else:
+        balance = f"{name} reports no balance"
+    today, month = entry.today, entry.month
+    if entry.priced:
+        use = (
+            f"your use of it: {credits_word(today.credits)} today, "
+            f"{amount(month.credits)} this month"
+        )
+    else:
+        use = f"your use of it: {images_word(today.images)} today, {month.images} this month"
+        if month.credits:
+            use += f" (reported cost {amount(month.credits)} this month)"
+    if entry.scope is KeyScope.TEAM:
+        use += "; " + _budget_clause(entry)
+    return f"You're on {whose} for {name} ({entry.fingerprint}): {balance}; {use}."
+
+
+def _budget_clause(entry: CreditsEntry) -> str:
+    if not entry.priced:
+        name = PROVIDERS[entry.provider].display_name
+        return f"{name} publishes no prices, so team budgets do not cap it"
+    budget, left = entry.budget, entry.budget_left
+    if budget is None or left is None:
+        return "no budget applies to you, so your use of the team key is not capped"
+    default = " (the team default)" if budget.is_default else ""
+    return (
+        f"your team budget is {budget_rate(budget)}{default}, with {amount(left)} left "
+        f"{period_word(budget.period)}"
+    )
+
+
+def budget_saved_text(reply: BudgetSaved) -> str:
+    budget = reply.budget
+    who = "members without their own budget" if budget.is_default else budget.member
+    text = (
+        f"Saved: {who} may use up to {credits_word(budget.amount)} a {budget.period.value} "
+        f"of the team's key (it renews {renews(budget.period)})."
+    )
+    if not reply.team_has_key:
+        text += " The team has no key yet: bind one with `/taste team key`."
+    return text
+
+
+def budget_removed_text(reply: BudgetRemoved) -> str:
+    if reply.member == DEFAULT_MEMBER:
+        if not reply.removed:
+            return "There was no default budget; nothing changed."
+        return (
+            "Removed the default budget; members without their own budget now use the "
+            "team key without a cap."
+        )
+    if not reply.removed:
+        return f"{reply.member} had no budget of their own; nothing changed."
+    after = (
+        f"the default budget ({budget_rate(reply.fallback)}) applies to them now"
+        if reply.fallback is not None
+        else "their use of the team key is not capped now"
+    )
+    return f"Removed {reply.member}'s budget; {after}."
+
+
+def team_text(view: TeamView) -> str:
+    keys = []
+    for key in view.keys:
+        shown = f"{PROVIDERS[key.provider].display_name} {key.fingerprint}"
+        if key.balance is not None:
+            seen = relative_time(view.now - (key.balance_seen_at or view.now))
+            shown += f" ({credits_word(key.balance)} left as of {seen})"
+        keys.append(shown)
+    lines = [
+        "Team keys: " + "; ".join(keys) + "."
+        if keys
+        else "The team has no key bound; an admin can add one with `/taste team key`."
+    ]
+    lines.append(
+        f"Channel mentions: {'on' if view.channel_enabled else 'off'} "
+        "(`/taste team channel on|off`)."
+    )
+    if view.budgets:
+        shown_budgets = [
+            f"{'default' if b.is_default else b.member} {budget_rate(b)}" for b in view.budgets
+        ]
+        lines.append(
+            "Budgets (credits on the team key): "
+            + ", ".join(shown_budgets)
+            + "; "
+            + (
+                "members without their own budget get the default."
+                if view.default_budget is not None
+                else "members without a budget are not capped."
+            )
+        )
+    else:
+        lines.append("Budgets: none, so members may use the team key without a cap.")
+    if not view.members:
+        lines.append("Nobody has used the team key this month.")
+        return "\n".join(lines)
+    lines.append("Use of the team key (today / this month):")
+    default_provider = next(iter(PROVIDERS))
+    for member in view.members:
+        parts = []
+        for use in member.use:
+            t, m = use.today, use.month
+            if use.priced:
+                if m.images or use.provider is default_provider:
+                    parts.append(f"{amount(t.credits)} / {credits_word(m.credits)}")
+            elif m.images:
+                name = PROVIDERS[use.provider].display_name
+                parts.append(f"{t.images} / {images_word(m.images)} on {name}")
+        if member.budget is not None and member.left is not None:
+            which = "default budget" if member.budget.is_default else "budget"
+            parts.append(f"{which} {budget_rate(member.budget)}, {amount(member.left)} left")
+        lines.append(f"• {member.member}: " + "; ".join(parts))
+    return "\n".join(lines)

@@ -8,7 +8,8 @@ Paths
     ``POST /api/v1/generate``, ``GET /api/v1/generate?task_id=ID``  The Taste Machine
     ``POST /model/v1/generation``, ``GET /model/v1/generation/task/{id}``  Vtrix
     ``GET /cdn/{token}.png``  finished images (no auth, no rate limit)
-    ``GET /_sim/stats``; ``POST /_sim/config`` ``{field: value, …}``;
+    ``GET /_sim/stats``; ``GET /_sim/tasks`` (each task's brief, parameters and reference
+    image URLs, by key id); ``POST /_sim/config`` ``{field: value, …}``;
     ``POST /_sim/keys`` ``{"key": …, "credits": N}``; ``POST /_sim/burst`` ``{"key": …|null,
     "count": N}``  controls for tests and the demo
 

@@ -146,6 +146,24 @@ class Simulator:
     def stats(self) -> SimStats:
         return self._state.stats()
 
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task created so far, oldest first, as the create asked for it (key id,
+        brief, parameters, reference image URLs): what tests assert a request carried."""
+        return [
+            {
+                "task_id": t.task_id,
+                "provider": t.provider,
+                "key_id": t.kid,
+                "brief": t.brief,
+                "model": t.model,
+                "aspect_ratio": t.aspect_ratio,
+                "resolution": t.resolution,
+                "taste": t.taste,
+                "image_urls": list(t.image_urls),
+            }
+            for t in self._state.tasks.values()
+        ]
+
     def configure(self, **changes: Any) -> None:
         """Change SimConfig fields at runtime (ValueError for unknown fields or bad values)."""
         check_changes(changes)
@@ -178,6 +196,7 @@ class Simulator:
         app.router.add_get("/model/v1/generation/task/{task_id}", api(vtrix, "poll"))
         app.router.add_get("/cdn/{name}", self._image)
         app.router.add_get("/_sim/stats", self._sim_stats)
+        app.router.add_get("/_sim/tasks", self._sim_tasks)
         app.router.add_post("/_sim/config", self._sim_config)
         app.router.add_post("/_sim/keys", self._sim_keys)
         app.router.add_post("/_sim/burst", self._sim_burst)
@@ -320,6 +339,9 @@ class Simulator:
 
     async def _sim_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats().to_json())
+
+    async def _sim_tasks(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"tasks": self.tasks()})
 
     async def _json_object(self, request: web.Request) -> dict[str, Any] | web.Response:
         try:

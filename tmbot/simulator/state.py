@@ -56,6 +56,7 @@ class Task:
     prompt_used: str
     with_text: bool = True  # Vtrix: text part in the output
     settled: bool = False
+    image_urls: tuple[str, ...] = ()  # the reference images the create asked for
 
     @property
     def end_mono(self) -> float:
@@ -256,6 +257,7 @@ class SimState:
         cost: int,
         with_text: bool = True,
         instant_below: float = 0.0,
+        image_urls: tuple[str, ...] = (),
     ) -> Task:
         cfg = self.config
         now = self.now()
@@ -284,6 +286,7 @@ class SimState:
             token="".join(self.rng.choice(_VTRIX_ID_ALPHABET) for _ in range(24)),
             prompt_used=self._rewrite(brief, taste),
             with_text=with_text,
+            image_urls=image_urls,
         )
         self.tasks[task.task_id] = task
         self.by_token[task.token] = task

@@ -33,6 +33,7 @@ class _Request:
     aspect_ratio: str
     resolution: str  # core spelling
     taste: str
+    image_urls: tuple[str, ...] = ()
 
 
 def _choices(values: tuple[str, ...] | list[str]) -> str:
@@ -92,6 +93,7 @@ def _validate(body: object) -> _Request | str:
         aspect_ratio=ratio,
         resolution=_WIRE_RESOLUTIONS[resolution],
         taste=taste,
+        image_urls=tuple(urls or ()),
     )
 
 
@@ -151,6 +153,7 @@ class TasteMachineApi:
             resolution=parsed.resolution,
             taste=parsed.taste,
             cost=cost,
+            image_urls=parsed.image_urls,
         )
         return Answer(
             202,

@@ -38,6 +38,7 @@ class _Request:
     aspect_ratio: str
     resolution: str  # core spelling
     with_text: bool
+    image_urls: tuple[str, ...] = ()
 
 
 def _validate(body: object) -> _Request | str:
@@ -95,6 +96,7 @@ def _validate(body: object) -> _Request | str:
         aspect_ratio=ratio,
         resolution=_WIRE_RESOLUTIONS[resolution],
         with_text=with_text,
+        image_urls=tuple(urls or ()),
     )
 
 
@@ -202,6 +204,7 @@ class VtrixApi:
             cost=0,
             with_text=parsed.with_text,
             instant_below=INSTANT_SECONDS,
+            image_urls=parsed.image_urls,
         )
         if task.duration == 0.0:
             return Answer(200, _body(task, task.phase(state.now()), origin))

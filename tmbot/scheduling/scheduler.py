@@ -1,10 +1,10 @@
 """Runs generations against the providers within each key's limits.
 
-Per key (a *lane*): one request budget shared by creates and polls (:mod:`tmbot.ratelimit`),
-a concurrency cap with a fair queue across users (:mod:`tmbot.fairqueue`) and adaptive
-polling (:mod:`tmbot.polling`). Faults: a 429 slows the whole key for its Retry-After; 5xx,
-timeouts and connection errors retry with capped exponential backoff and full jitter; a
-malformed answer is retried a bounded number of times; a task past the deadline fails.
+Per key (a *lane*): one request budget shared by creates and polls (:mod:`.ratelimit`), a
+concurrency cap with a fair queue across users (:mod:`.fairqueue`) and adaptive polling
+(:mod:`.polling`). Faults: a 429 slows the whole key for its Retry-After; 5xx, timeouts and
+connection errors retry with capped exponential backoff and full jitter; a malformed answer
+is retried a bounded number of times; a task past the deadline fails.
 
 The scheduler never touches storage: it reports each step to :class:`JobHooks` (the engine),
 which stores the change before the scheduler goes on.
@@ -33,10 +33,10 @@ from tmbot.errors import (
     TaskFailed,
     TmbotError,
 )
-from tmbot.fairqueue import FairSlots
-from tmbot.polling import PollPlanner, PollPolicy, Profile
 from tmbot.providers.base import ImageProvider
-from tmbot.ratelimit import CREATE, POLL, RateWindow, Value
+from tmbot.scheduling.fairqueue import FairSlots
+from tmbot.scheduling.polling import PollPlanner, PollPolicy, Profile
+from tmbot.scheduling.ratelimit import CREATE, POLL, RateWindow, Value
 
 log = logging.getLogger(__name__)
 

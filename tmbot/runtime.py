@@ -1,0 +1,129 @@
+"""The one composition root: store, vault, providers, scheduler, engine and one dispatcher
+per platform, built from a :class:`~tmbot.config.Config` and closed in reverse order.
+
+``tmbot …`` (:mod:`tmbot.cli`), the tests and the benchmark all build the bot here. This is
+the one module of the core that names a concrete store (ruff's banned-api rule exempts it,
+as it does :mod:`tmbot.cli`); nothing else in ``tmbot/`` may.
+
+Resuming unfinished work is left to the caller (``runtime.engine.resume()``), to be called
+once the adapters are connected (Discord's ``setup_hook``, Slack's app start, the console at
+once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, path_from_url
+from tmbot.clock import Clock
+from tmbot.config import Config
+from tmbot.domain import ProviderName
+from tmbot.engine import Engine
+from tmbot.outbox import Dispatcher, Dispatchers, DispatchPolicy
+from tmbot.ports import Notifier, Store
+from tmbot.providers import build_providers
+from tmbot.providers.base import ImageProvider
+from tmbot.redact import RedactingFilter
+from tmbot.scheduling import Scheduler, SchedulerSettings
+from tmbot.vault import Vault, key_file_for
+
+
+@dataclass(frozen=True)
+class Runtime:
+    engine: Engine
+    store: Store
+    dispatchers: Dispatchers
+    database: Path
+
+    def dispatcher(self, platform: str) -> Dispatcher:
+        found = self.dispatchers.get(platform)
+        if found is None:
+            raise KeyError(f"no dispatcher for platform {platform!r}")
+        return found
+
+    async def settled(self) -> None:
+        """Return once every generation this process runs has ended and every event of its
+        platforms has been handed over (or given up)."""
+        await self.engine.wait_idle()
+        await self.dispatchers.drained()
+
+
+@asynccontextmanager
+async def open_runtime(
+    config: Config,
+    notifiers: Mapping[str, Notifier],
+    *,
+    redactor: RedactingFilter | None = None,
+    database_url: str | None = None,
+    tastemachine_url: str | None = None,
+    vtrix_url: str | None = None,
+    providers: Mapping[ProviderName, ImageProvider] | None = None,
+    vault: Vault | None = None,
+    scheduler_settings: SchedulerSettings | None = None,
+    dispatch_policy: DispatchPolicy | None = None,
+) -> AsyncIterator[Runtime]:
+    """A running bot: one engine, and a dispatcher per entry of ``notifiers`` (platform name
+    -> notifier) draining that platform's outbox. ``providers`` and ``vault`` replace the
+    ones the config would build (the benchmark wraps the real clients)."""
+    path = path_from_url(database_url or config.database_url or DEFAULT_DATABASE_URL)
+    # providers first: a bad URL is refused before anything is opened that needs closing
+    owned = providers is None
+    clients = providers or build_providers(
+        tastemachine_url=tastemachine_url or config.tastemachine_url,
+        vtrix_url=vtrix_url or config.vtrix_url,
+        timeout=config.http_timeout,
+    )
+    try:
+        store = await SqliteStore.open(path)
+        try:
+            if vault is None:
+                vault = Vault.from_environment(env=os.environ, key_file=key_file_for(path))
+            clock = Clock(scale=config.time_scale)
+            scheduler = Scheduler(
+                providers=clients,
+                clock=clock,
+                settings=scheduler_settings or SchedulerSettings(deadline=config.deadline_seconds),
+            )
+            dispatchers = Dispatchers()
+            engine = Engine(
+                store=store,
+                vault=vault,
+                providers=clients,
+                clock=clock,
+                scheduler=scheduler,
+                on_secret=redactor.register if redactor is not None else None,
+                wake=dispatchers.wake,
+            )
+            for platform, notifier in notifiers.items():
+                dispatchers.add(
+                    Dispatcher(
+                        store=store,
+                        lifecycle=engine.lifecycle,
+                        platform=platform,
+                        notifier=notifier,
+                        policy=dispatch_policy,
+                    )
+                )
+            tasks = [
+                asyncio.create_task(d.run(), name=f"dispatch-{d.platform}") for d in dispatchers.all
+            ]
+            try:
+                async with engine:
+                    yield Runtime(
+                        engine=engine, store=store, dispatchers=dispatchers, database=path
+                    )
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await store.close()
+    finally:
+        if owned:
+            for client in clients.values():
+                await client.aclose()
