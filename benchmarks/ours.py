@@ -1,10 +1,10 @@
-"""Our side: the real engine, composed the way ``tmbot.cli.runtime()`` composes it.
+"""Our side: the real bot, built by the one composition root (:func:`tmbot.runtime.open_runtime`).
 
 Engine + SqliteStore (a temporary directory) + Vault (a freshly generated Fernet key) +
-the real :class:`TasteMachineClient` over HTTP + :class:`Scheduler` on a :class:`Clock` at
-the simulator's time scale. Two thin, passive recorders are the only additions: a Notifier
-that notes when each event arrived, and a provider wrapper that notes when each request
-went out and came back (it delegates every call unchanged to the real client).
+the real :class:`TasteMachineClient` over HTTP + the scheduler on a clock at the simulator's
+time scale + the outbox dispatcher. Two thin, passive recorders are the only additions: a
+notifier that notes when each event was handed over, and a provider wrapper that notes when
+each request went out and came back (it delegates every call unchanged to the real client).
 """
 
 from __future__ import annotations
@@ -20,21 +20,32 @@ from cryptography.fernet import Fernet
 from benchmarks.plan import Brief, Trace, interleaved, key_briefs, plan
 from benchmarks.probes import measure, rss_now
 from benchmarks.scenarios import Scenario
-from storage.sqlite import SqliteStore
-from tmbot.clock import Clock
-from tmbot.domain import Actor, ApiKey, GenerationSpec, Place, ProviderName, Submission, TaskState
+from tmbot.config import Config
+from tmbot.domain import (
+    Actor,
+    ApiKey,
+    GenerationSpec,
+    Place,
+    ProviderName,
+    Submission,
+    TaskState,
+    tenant_of,
+)
 from tmbot.domain import TaskStatus as Status
-from tmbot.engine import Engine
 from tmbot.errors import ProviderError
 from tmbot.events import Delivered, Event, Failed, Queued, Started
+from tmbot.ports import Notice
 from tmbot.providers import TasteMachineClient
 from tmbot.providers.base import ImageProvider
-from tmbot.records import KeyScope
-from tmbot.scheduling.scheduler import Scheduler, SchedulerSettings
+from tmbot.records import KeyScope, MessageLink
+from tmbot.replies import GenerationAccepted
+from tmbot.runtime import open_runtime
 from tmbot.simulator import key_id
 from tmbot.vault import Vault
 
-PLACE = Place(platform="bench", channel="bench")
+PLATFORM = "bench"
+TENANT = tenant_of(PLATFORM, "bench")
+PLACE = Place(platform=PLATFORM, channel="bench")
 
 
 class TracingProvider:
@@ -114,7 +125,7 @@ class RecordingNotifier:
             future = self._ended[generation_id] = asyncio.get_running_loop().create_future()
         return future
 
-    async def notify(self, event: Event) -> None:
+    async def notify(self, event: Event, notice: Notice) -> list[MessageLink]:
         now = time.monotonic()
         gen = event.generation
         match event:
@@ -131,6 +142,7 @@ class RecordingNotifier:
                 self.failed.setdefault(gen.id, reason)
                 self.task_of.setdefault(gen.id, gen.task_id)
                 self._end(gen.id)
+        return []
 
     def _end(self, generation_id: str) -> None:
         future = self.ended(generation_id)
@@ -141,74 +153,69 @@ class RecordingNotifier:
 async def run(scenario: Scenario, base_url: str, scale: float, workdir: Path) -> dict[str, Any]:
     rss_start = rss_now()
     keys, by_user = plan(scenario)
-    store = await SqliteStore.open(workdir / "bench.db")
-    clock = Clock(scale=scale)
     provider = TracingProvider(TasteMachineClient(base_url))
     providers: dict[ProviderName, ImageProvider] = {ProviderName.TASTEMACHINE: provider}
     notifier = RecordingNotifier()
-    # as tmbot.cli.runtime() builds it (default SchedulerSettings; deadline 600 s)
-    scheduler = Scheduler(providers=providers, clock=clock, settings=SchedulerSettings())
-    engine = Engine(
-        store=store,
-        vault=Vault(Fernet.generate_key()),
-        providers=providers,
-        notifier=notifier,
-        clock=clock,
-        scheduler=scheduler,
-    )
     actors: dict[str, Actor] = {}
+    traces: list[Trace] = []
+    gen_trace: dict[str, Trace] = {}
+    # composed by the one composition root, as `tmbot console` is (default scheduler settings,
+    # deadline 600 s); only the providers (wrapped) and the vault (a fresh key) are given
     try:
-        await engine.start()
-        for k, key in enumerate(keys):
-            if scenario.users_per_key == 1:
-                actor = Actor(platform="bench", tenant="bench", user_id=f"u{k}-0")
-                await engine.bind_key(actor, ProviderName.TASTEMACHINE, ApiKey(key))
-                actors[actor.user_id] = actor
-            else:  # a team key: the users have none of their own
-                tenant = f"team{k}"
-                admin = Actor(platform="bench", tenant=tenant, user_id="admin", is_admin=True)
-                await engine.bind_key(
-                    admin, ProviderName.TASTEMACHINE, ApiKey(key), scope=KeyScope.TEAM
-                )
-                for u in range(scenario.users_per_key):
-                    actors[f"u{k}-{u}"] = Actor(
-                        platform="bench", tenant=tenant, user_id=f"u{k}-{u}"
+        async with open_runtime(
+            Config(time_scale=scale),
+            {PLATFORM: notifier},
+            database_url=f"sqlite:///{workdir / 'bench.db'}",
+            providers=providers,
+            vault=Vault(Fernet.generate_key()),
+        ) as runtime:
+            engine = runtime.engine
+            await engine.resume()
+            for k, key in enumerate(keys):
+                if scenario.users_per_key == 1:
+                    actor = Actor(platform=PLATFORM, tenant=TENANT, user_id=f"u{k}-0")
+                    await engine.bind_key(actor, ProviderName.TASTEMACHINE, ApiKey(key))
+                    actors[actor.user_id] = actor
+                else:  # a team key: the users have none of their own
+                    tenant = tenant_of(PLATFORM, f"team{k}")
+                    admin = Actor(platform=PLATFORM, tenant=tenant, user_id="admin", is_admin=True)
+                    await engine.bind_key(
+                        admin, ProviderName.TASTEMACHINE, ApiKey(key), scope=KeyScope.TEAM
                     )
+                    for u in range(scenario.users_per_key):
+                        actors[f"u{k}-{u}"] = Actor(
+                            platform=PLATFORM, tenant=tenant, user_id=f"u{k}-{u}"
+                        )
 
-        traces: list[Trace] = []
-        gen_trace: dict[str, Trace] = {}
+            async def send(brief: Brief) -> str:
+                trace = Trace(kid=key_id(brief.key), user=brief.user, requested=time.monotonic())
+                traces.append(trace)
+                reply = await engine.execute(actors[brief.user], brief.text, PLACE)
+                assert isinstance(reply, GenerationAccepted)
+                trace.generation_id = reply.generation.id
+                gen_trace[reply.generation.id] = trace
+                return reply.generation.id
 
-        async def send(brief: Brief) -> str:
-            trace = Trace(kid=key_id(brief.key), user=brief.user, requested=time.monotonic())
-            traces.append(trace)
-            reply = await engine.execute(actors[brief.user], brief.text, PLACE)
-            assert reply.generation is not None
-            trace.generation_id = reply.generation.id
-            gen_trace[reply.generation.id] = trace
-            return reply.generation.id
+            async def one_at_a_time(briefs: list[Brief]) -> None:
+                for brief in briefs:
+                    await notifier.ended(await send(brief))
 
-        async def one_at_a_time(briefs: list[Brief]) -> None:
-            for brief in briefs:
-                await notifier.ended(await send(brief))
+            async def everyone() -> None:
+                if scenario.sequential:
+                    await asyncio.gather(*(one_at_a_time(b) for b in by_user.values()))
+                else:
+                    ids = await asyncio.gather(*(send(b) for b in interleaved(by_user)))
+                    await asyncio.gather(*(notifier.ended(i) for i in ids))
 
-        async def everyone() -> None:
-            if scenario.sequential:
-                await asyncio.gather(*(one_at_a_time(b) for b in by_user.values()))
-            else:
-                ids = await asyncio.gather(*(send(b) for b in interleaved(by_user)))
-                await asyncio.gather(*(notifier.ended(i) for i in ids))
-
-        run = await measure(everyone(), limit=scenario.timeout, rss_start=rss_start)
-        if not run.timed_out:
-            try:
-                async with asyncio.timeout(10):
-                    await engine.wait_idle()  # the last DELIVERED rows are written
-            except TimeoutError:
-                pass
+            run = await measure(everyone(), limit=scenario.timeout, rss_start=rss_start)
+            if not run.timed_out:
+                try:
+                    async with asyncio.timeout(10):
+                        await runtime.settled()  # the last events are handed over
+                except TimeoutError:
+                    pass
     finally:
-        await engine.aclose()
         await provider.aclose()
-        await store.close()
 
     for gen_id, trace in gen_trace.items():
         trace.task_id = notifier.task_of.get(gen_id)

@@ -782,23 +782,22 @@ class SqliteStore:
 
     async def insert_generation(
         self, generation: Generation, events: Sequence[NewEvent] = ()
-    ) -> None:
+    ) -> list[OutboxEntry]:
         """Raises :class:`sqlite3.IntegrityError` if the id is already stored."""
         async with self._write() as db:
             await db.execute(_INSERT_GENERATION, _generation_to_row(generation))
-            await self._append(db, generation.id, generation.place.platform, events)
+            return await self._append(db, generation.id, generation.place.platform, events)
 
     async def transition(
         self, generation: Generation, *, expect: GenStatus, events: Sequence[NewEvent] = ()
-    ) -> bool:
+    ) -> list[OutboxEntry] | None:
         async with self._write() as db:
             row = _generation_to_row(generation)
             row["expect"] = expect.value
             cursor = await db.execute(_TRANSITION_GENERATION, row)
             if cursor.rowcount == 0:
-                return False
-            await self._append(db, generation.id, generation.place.platform, events)
-            return True
+                return None
+            return await self._append(db, generation.id, generation.place.platform, events)
 
     async def update_generation(self, generation: Generation) -> None:
         """Replace the stored row with the same id; :class:`NotFound` if there is none."""
@@ -868,10 +867,10 @@ class SqliteStore:
         generation_id: str,
         platform: str | None,
         events: Sequence[NewEvent],
-    ) -> None:
+    ) -> list[OutboxEntry]:
         """Append events after the generation's last one (inside a write transaction)."""
         if not events:
-            return
+            return []
         rows = list(
             await db.execute_fetchall(
                 "SELECT g.place_platform AS platform,"
@@ -885,6 +884,7 @@ class SqliteStore:
         platform = platform or str(rows[0]["platform"])
         seq = int(rows[0]["seq"])
         now = self._now()
+        made: list[OutboxEntry] = []
         for event in events:
             if event.replaces:
                 marks = ", ".join("?" for _ in event.replaces)
@@ -894,7 +894,7 @@ class SqliteStore:
                     (now, generation_id, *event.replaces),
                 )
             seq += 1
-            await db.execute(
+            cursor = await db.execute(
                 "INSERT INTO outbox (generation_id, platform, seq, kind, payload, blob,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -907,6 +907,18 @@ class SqliteStore:
                     now,
                 ),
             )
+            made.append(
+                OutboxEntry(
+                    id=int(cursor.lastrowid or 0),
+                    generation_id=generation_id,
+                    platform=platform,
+                    seq=seq,
+                    kind=event.kind,
+                    payload=event.payload,
+                    has_blob=event.blob is not None,
+                )
+            )
+        return made
 
     async def add_events(
         self,
@@ -914,7 +926,7 @@ class SqliteStore:
         events: Sequence[NewEvent],
         *,
         expect: GenStatus | None = None,
-    ) -> bool:
+    ) -> list[OutboxEntry] | None:
         async with self._write() as db:
             if expect is not None:
                 rows = await db.execute_fetchall(
@@ -922,9 +934,8 @@ class SqliteStore:
                     (generation_id, expect.value),
                 )
                 if not list(rows):
-                    return False
-            await self._append(db, generation_id, None, events)
-            return True
+                    return None
+            return await self._append(db, generation_id, None, events)
 
     async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
         rows = await self._fetch(

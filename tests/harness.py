@@ -1,4 +1,6 @@
-"""The real engine in-process: real simulator over HTTP, real SQLite file, real vault."""
+"""The real bot in-process: the composition root (:func:`tmbot.runtime.open_runtime`) on a
+real SQLite file, the real vault, the real HTTP clients against the simulator, the scheduler,
+the engine and a dispatcher per platform handing events to a :class:`Recorder`."""
 
 from __future__ import annotations
 
@@ -10,45 +12,98 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from storage.sqlite import SqliteStore
-from tmbot.clock import Clock
-from tmbot.domain import Actor, Place
+from tmbot.config import Config
+from tmbot.domain import Actor, Place, tenant_of
 from tmbot.engine import Engine
-from tmbot.events import Delivered, Event, Failed, Started
-from tmbot.providers import build_providers
-from tmbot.records import Generation
-from tmbot.scheduling.scheduler import Scheduler, SchedulerSettings
+from tmbot.events import Accepted, Delivered, Event, Failed, Started
+from tmbot.outbox import DispatchPolicy
+from tmbot.ports import Notice
+from tmbot.records import Generation, MessageLink
+from tmbot.replies import GenerationAccepted
+from tmbot.runtime import Runtime, open_runtime
+from tmbot.scheduling import SchedulerSettings
 from tmbot.simulator import Simulator
 from tmbot.vault import Vault
 
-PLACE = Place(platform="test", channel="C1")
+PLATFORM = "test"
+TENANT = tenant_of(PLATFORM, "T1")
+PLACE = Place(platform=PLATFORM, channel="C1")
+
+#: retries come fast in tests (the policy's shape, not its seconds, is under test)
+FAST_DISPATCH = DispatchPolicy(backoff_base=0.01, backoff_cap=0.05)
+
+
+class PlatformDown(Exception):
+    """What a Recorder raises when told to fail (a chat platform's outage)."""
 
 
 @dataclass
 class Recorder:
-    """A Notifier that keeps every event."""
+    """A Notifier for any platform name that keeps every event and "posts" like a chat
+    platform would: a card on ``Accepted`` (unless one is linked), an image on ``Delivered``
+    (unless one is linked), each post kept in ``posts``. ``fail_next`` makes the next N
+    calls raise; ``crash_after_post`` raises right after an image was posted and recorded
+    (a crash between the platform's answer and the dispatcher's bookkeeping)."""
 
+    platform: str = PLATFORM
     events: list[Event] = field(default_factory=list)
+    posts: list[MessageLink] = field(default_factory=list)
+    fail_next: int = 0
+    crash_after_post: int = 0
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def notify(self, event: Event) -> None:
+    async def notify(self, event: Event, notice: Notice) -> list[MessageLink]:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise PlatformDown("the platform is down")
+        gen = event.generation
+        made: list[MessageLink] = []
+        match event:
+            case Accepted() if notice.link("card") is None:
+                made.append(self._post(gen, "card"))
+            case Delivered() if notice.link("image") is None:
+                link = self._post(gen, "image")
+                await notice.record(link)
+                if self.crash_after_post > 0:
+                    self.crash_after_post -= 1
+                    raise PlatformDown("crashed after posting")
+                made.append(link)
         async with self._changed:
             self.events.append(event)
             self._changed.notify_all()
+        return made
+
+    def _post(self, gen: Generation, kind: str) -> MessageLink:
+        link = MessageLink(
+            self.platform,
+            gen.place.channel,
+            f"{kind}-{gen.id}-{len(self.posts)}",
+            gen.id,
+            kind=kind,
+        )
+        self.posts.append(link)
+        return link
+
+    async def wait_for(self, predicate: object, *, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)  # type: ignore[arg-type]
 
     async def started(self, count: int) -> None:
         """Wait until ``count`` generations have been accepted by the provider."""
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: sum(isinstance(e, Started) for e in self.events) >= count
-            )
+        await self.wait_for(lambda: sum(isinstance(e, Started) for e in self.events) >= count)
+
+    async def ended(self, generation_id: str) -> Event:
+        await self.wait_for(lambda: bool(self.final(generation_id)))
+        return self.final(generation_id)[-1]
+
+    def of(self, generation_id: str) -> list[Event]:
+        return [e for e in self.events if e.generation.id == generation_id]
 
     def final(self, generation_id: str) -> list[Event]:
-        return [
-            e
-            for e in self.events
-            if isinstance(e, Delivered | Failed) and e.generation.id == generation_id
-        ]
+        return [e for e in self.of(generation_id) if isinstance(e, Delivered | Failed)]
+
+    def images(self, generation_id: str) -> list[MessageLink]:
+        return [p for p in self.posts if p.generation_id == generation_id and p.kind == "image"]
 
     def failure(self, generation_id: str) -> str:
         (event,) = self.final(generation_id)
@@ -58,21 +113,32 @@ class Recorder:
 
 @dataclass
 class Bot:
-    engine: Engine
+    runtime: Runtime
     recorder: Recorder
-    store: SqliteStore
+
+    @property
+    def engine(self) -> Engine:
+        return self.runtime.engine
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.runtime.store
 
     @staticmethod
     def actor(name: str, *, admin: bool = False) -> Actor:
-        return Actor(platform="test", tenant="T1", user_id=name, is_admin=admin)
+        return Actor(platform=PLATFORM, tenant=TENANT, user_id=name, is_admin=admin)
 
     async def bind(self, name: str, key: str) -> None:
         await self.engine.execute(self.actor(name), f"key {key}", PLACE)
 
     async def ask(self, name: str, text: str) -> Generation:
         reply = await self.engine.execute(self.actor(name), text, PLACE)
-        assert reply.generation is not None, reply.text
+        assert isinstance(reply, GenerationAccepted), reply
         return reply.generation
+
+    async def settled(self, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            await self.runtime.settled()
 
 
 @asynccontextmanager
@@ -84,28 +150,24 @@ async def running_bot(
     timeout: float = 30.0,
     db_name: str = "bot.db",
     recorder: Recorder | None = None,
+    resume: bool = True,
+    policy: DispatchPolicy = FAST_DISPATCH,
 ) -> AsyncIterator[Bot]:
-    store = await SqliteStore.open(tmp_path / db_name)
-    providers = build_providers(
-        tastemachine_url=sim.base_url, vtrix_url=sim.base_url, timeout=timeout
-    )
-    clock = Clock(scale=sim.config.time_scale)
     recorder = recorder or Recorder()
-    engine = Engine(
-        store=store,
+    config = Config(time_scale=sim.config.time_scale, http_timeout=timeout)
+    async with open_runtime(
+        config,
+        {recorder.platform: recorder},
+        database_url=f"sqlite:///{tmp_path / db_name}",
+        tastemachine_url=sim.base_url,
+        vtrix_url=sim.base_url,
         vault=_vault(tmp_path),
-        providers=providers,
-        notifier=recorder,
-        clock=clock,
-        scheduler=Scheduler(providers=providers, clock=clock, settings=settings),
-    )
-    try:
-        yield Bot(engine, recorder, store)
-    finally:
-        await engine.aclose()
-        for provider in providers.values():
-            await provider.aclose()
-        await store.close()
+        scheduler_settings=settings,
+        dispatch_policy=policy,
+    ) as runtime:
+        if resume:
+            await runtime.engine.resume()
+        yield Bot(runtime, recorder)
 
 
 def _vault(tmp_path: Path) -> Vault:

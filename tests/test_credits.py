@@ -14,7 +14,7 @@ import pytest
 from storage.sqlite import SqliteStore
 from tests.test_engine_harness import console_chat
 from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
-from tmbot.engine import period_start
+from tmbot.funds import period_start
 from tmbot.records import (
     Budget,
     BudgetPeriod,
@@ -210,7 +210,7 @@ async def test_concurrent_requests_cannot_overspend_a_budget(tmp_path: Path) -> 
 def _gen(gen_id: str, **changes: object) -> Generation:
     base = Generation(
         id=gen_id,
-        actor=Actor(platform="test", tenant="T1", user_id="bob"),
+        actor=Actor(platform="test", tenant="test:T1", user_id="bob"),
         place=Place(platform="test", channel="C1"),
         spec=GenerationSpec(
             provider=ProviderName.TASTEMACHINE,
@@ -243,7 +243,7 @@ async def test_spend_is_reserved_settled_and_released_from_generation_rows(
         _gen("deleted", deleted_at=1500.0),  # deleted images were still paid for
         _gen("old", created_at=10.0),  # before `since`
         _gen("personal", key=KeyRef(KeyScope.USER, "T1", "bob", ProviderName.TASTEMACHINE)),
-        _gen("other", actor=Actor(platform="test", tenant="T1", user_id="carol")),
+        _gen("other", actor=Actor(platform="test", tenant="test:T1", user_id="carol")),
         _gen("elsewhere", key=KeyRef(KeyScope.TEAM, "T2", "", ProviderName.TASTEMACHINE)),
     ]
     async with await SqliteStore.open(tmp_path / "ledger.db") as store:

@@ -14,7 +14,8 @@ from PIL import Image
 from tests.test_engine_harness import SCALE, console_chat, stored_bytes
 from tmbot.domain import Actor
 from tmbot.errors import NotFound, NotPermitted
-from tmbot.records import GenStatus, MessageLink
+from tmbot.records import GenStatus
+from tmbot.replies import DeleteAccepted
 from tmbot.simulator import SimConfig
 
 ALICE = "tm_test_aliceAAAAAAA0001"
@@ -50,7 +51,7 @@ async def test_regenerate_is_paid_by_whoever_asks_and_repeats_count_once(
         again = await chat.ask(f"@bob regenerate {original}")
         assert await chat.say(f"@bob 🔁 {original}") == (
             f"[{again}] accepted: “a poster for a Tokyo coffee shop” (nano-banana-pro, 3:4, 2k, "
-            f"taste default), another of {original}."
+            f"taste default), another of {original} (already asked for a moment ago)"
         )  # the repeated trigger gives back the same generation
         await chat.settle()
         assert ratio(chat.final(again)) == 0.75
@@ -92,10 +93,12 @@ async def test_delete_is_for_the_requester_and_admins(tmp_path: Path) -> None:
             "error: Only the person who asked for that image, or a workspace admin, can delete it."
         )
         assert (chat.out / f"tmbot-{first}.png").exists()
-        assert await chat.say(f"delete {first}") == f"Deleted {first} and removed its file."
+        assert await chat.say(f"delete {first}") == f"Deleted {first}."
+        await chat.transcript.wait_for(rf"^\[{first}\] deleted by alice: removed its file$")
         assert not (chat.out / f"tmbot-{first}.png").exists()
         assert await chat.say(f"delete {first}") == f"Deleted {first}."  # harmless again
-        assert await chat.say(f"@carol 🗑 {second}") == f"Deleted {second} and removed its file."
+        assert await chat.say(f"@carol 🗑 {second}") == f"Deleted {second}."
+        await chat.transcript.wait_for(rf"^\[{second}\] deleted by carol: removed its file$")
         stored = await chat.store.get_generation(second)
         assert stored is not None and stored.deleted_by == "carol"
         assert stored.status is GenStatus.DELIVERED  # deleted, still paid for
@@ -108,20 +111,24 @@ async def test_delete_is_for_the_requester_and_admins(tmp_path: Path) -> None:
         history = await chat.say("history")
         assert history.count("delivered, deleted") == 2
 
-        # the engine hands the adapter the messages to remove
+        # the adapter hears of a deletion as an event after the messages it made
         third = await chat.ask("a third poster --fast --res 1k")
         await chat.settle()
-        card = MessageLink("slack", "C1", "1700000000.0001", third, kind="card")
-        image = MessageLink("slack", "C1", "1700000000.0002", third, kind="image")
-        for link in (card, image):
-            await chat.store.link_message(link)
         alice = chat.console.actor("alice")
         bob = chat.console.actor("bob")
         with pytest.raises(NotPermitted):
             await chat.engine.delete(bob, third)
         with pytest.raises(NotFound):
-            await chat.engine.delete(Actor("slack", "elsewhere", "alice"), third)
-        assert await chat.engine.delete(alice, third) == [card, image]
+            await chat.engine.delete(Actor("slack", "slack:elsewhere", "alice"), third)
+        reply = await chat.engine.delete(alice, third)
+        assert reply == DeleteAccepted(reply.generation, cancelled=False)
+        assert reply.generation.deleted_by == "alice"
+        await chat.transcript.wait_for(rf"^\[{third}\] deleted by alice: removed its file$")
+        lines = chat.transcript.about(third)
+        assert [line.split(":")[0] for line in lines[-2:]] == [
+            f"[{third}] delivered",
+            f"[{third}] deleted by alice",
+        ]
 
 
 async def test_delete_cancels_a_queued_image_but_not_one_at_the_provider(
@@ -135,7 +142,9 @@ async def test_delete_cancels_a_queued_image_but_not_one_at_the_provider(
         running = [await chat.ask(f"big poster {n} --res 4k") for n in range(10)]
         queued = await chat.ask("one poster too many --fast --res 1k")
         # the key's ten slots are taken: the eleventh waits here and can still be called off
-        assert await chat.say(f"delete {queued}") == f"Deleted {queued}."
+        assert await chat.say(f"delete {queued}") == (
+            f"Cancelled {queued} before it was sent; nothing was charged."
+        )
         await chat.transcript.wait_for(rf"^\[{running[0]}\] started ")
         assert await chat.say(f"delete {running[0]}") == (
             "error: That image is already being made and cannot be stopped; delete it once it "
@@ -148,9 +157,8 @@ async def test_delete_cancels_a_queued_image_but_not_one_at_the_provider(
         assert all(" delivered: " in chat.final(g) for g in running)
         assert chat.stats(ALICE).tasks_created == 10
         assert "failed, deleted" in await chat.say("history")
-        assert await chat.say(f"delete {running[0]}") == (
-            f"Deleted {running[0]} and removed its file."
-        )
+        assert await chat.say(f"delete {running[0]}") == f"Deleted {running[0]}."
+        await chat.transcript.wait_for(rf"^\[{running[0]}\] deleted by alice: removed its file$")
 
 
 # --- history and settings ----------------------------------------------------------------

@@ -14,13 +14,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.console import Console, ConsoleNotifier
-from storage.sqlite import SqliteStore
-from tmbot.clock import Clock
+from adapters.console import PLATFORM, Console, ConsoleNotifier
+from tmbot.config import Config
 from tmbot.engine import Engine
-from tmbot.providers import build_providers
+from tmbot.ports import Store
 from tmbot.redact import RedactingFilter
-from tmbot.scheduling.scheduler import Scheduler
+from tmbot.runtime import Runtime, open_runtime
 from tmbot.simulator import KeyStats, SimConfig, Simulator
 from tmbot.vault import Vault, key_file_for
 
@@ -31,7 +30,7 @@ SCALE = 100.0
 ESTIMATE = 5.0
 ACCEPTED = re.compile(r"^\[(\w+)\] accepted: ")
 #: a line the notifier printed for an event (not a reply to a typed line)
-EVENT = re.compile(r"^\[\w+\] (?:queued|started|delivered|failed)\b")
+EVENT = re.compile(r"^\[\w+\] (?:queued|started|delivered|failed|deleted)\b")
 
 
 @dataclass
@@ -66,8 +65,7 @@ class Transcript:
 @dataclass
 class Chat:
     console: Console
-    engine: Engine
-    store: SqliteStore
+    runtime: Runtime
     sim: Simulator
     transcript: Transcript
     out: Path
@@ -89,8 +87,16 @@ class Chat:
         assert match, f"{line!r} was not accepted: {said}"
         return match[1]
 
+    @property
+    def engine(self) -> Engine:
+        return self.runtime.engine
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.store
+
     async def settle(self) -> None:
-        await asyncio.wait_for(self.engine.wait_idle(), 30)
+        await asyncio.wait_for(self.runtime.settled(), 30)
 
     def stats(self, key: str) -> KeyStats:
         return self.sim.stats().for_key(key)
@@ -123,28 +129,21 @@ async def console_chat(
     db, out = tmp_path / "bot.db", tmp_path / "images"
     transcript = Transcript()
     redactor = RedactingFilter()
-    async with Simulator(config) as sim:
-        store = await SqliteStore.open(db)
-        providers = build_providers(tastemachine_url=sim.base_url, vtrix_url=sim.base_url)
-        clock = Clock(scale=config.time_scale)
-        engine = Engine(
-            store=store,
+    async with (
+        Simulator(config) as sim,
+        open_runtime(
+            Config(time_scale=config.time_scale),
+            {PLATFORM: ConsoleNotifier(out, write=transcript.write)},
+            redactor=redactor,
+            database_url=f"sqlite:///{db}",
+            tastemachine_url=sim.base_url,
+            vtrix_url=sim.base_url,
             vault=Vault.from_environment(env={}, key_file=key_file_for(db)),
-            providers=providers,
-            notifier=ConsoleNotifier(out, write=transcript.write),
-            clock=clock,
-            scheduler=Scheduler(providers=providers, clock=clock),
-            on_secret=redactor.register,
             now=now,
-        )
-        console = Console(engine, user=user, admins=admins, write=transcript.write, out_dir=out)
-        try:
-            yield Chat(console, engine, store, sim, transcript, out, db, redactor)
-        finally:
-            await engine.aclose()
-            for provider in providers.values():
-                await provider.aclose()
-            await store.close()
+        ) as runtime,
+    ):
+        console = Console(runtime.engine, user=user, admins=admins, write=transcript.write)
+        yield Chat(console, runtime, sim, transcript, out, db, redactor)
 
 
 def stored_bytes(db: Path) -> bytes:

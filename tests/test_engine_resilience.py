@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tests.harness import PLACE, Recorder, running_bot
 from tmbot.events import Delivered, Event, Failed, Queued, Started
+from tmbot.ports import Notice
+from tmbot.records import MessageLink
 from tmbot.scheduling.scheduler import SchedulerSettings, worth_reporting
 from tmbot.simulator import SimConfig, Simulator
 
@@ -26,12 +28,12 @@ async def test_a_task_resumed_past_its_deadline_is_looked_at_before_giving_up(
         # the bot is down while the image finishes (40 provider seconds pass)
         await sim.clock.sleep(40.0)
         settings = SchedulerSettings(deadline=5.0)  # long past by now
-        async with running_bot(tmp_path, sim, settings=settings) as bot:
+        async with running_bot(tmp_path, sim, settings=settings, resume=False) as bot:
             planner = bot.engine.scheduler.planner
             profile = ("tastemachine", "nano-banana-pro", "2k")
             before = planner.expected_window(profile, 30.0)
-            assert await bot.engine.start() == 1
-            await bot.engine.wait_idle()
+            assert await bot.engine.resume() == 1
+            await bot.settled()
             # its duration includes our downtime: not something to learn polling from
             assert planner.expected_window(profile, 30.0) == before
         stats = sim.stats().for_key(KEY)
@@ -47,13 +49,13 @@ class FlakyChat(Recorder):
 
     upload_failures: int = 0
 
-    async def notify(self, event: Event) -> None:
+    async def notify(self, event: Event, notice: Notice) -> list[MessageLink]:
         if isinstance(event, Queued | Started):
             raise RuntimeError("chat API answered 500")
         if isinstance(event, Delivered) and self.upload_failures > 0:
             self.upload_failures -= 1
             raise RuntimeError("upload failed")
-        await super().notify(event)
+        return await super().notify(event, notice)
 
 
 async def test_progress_notices_that_fail_do_not_fail_the_work(tmp_path: Path) -> None:
@@ -64,7 +66,7 @@ async def test_progress_notices_that_fail_do_not_fail_the_work(tmp_path: Path) -
     ):
         await bot.bind("alice", KEY)
         gen = await bot.ask("alice", "a poster")
-        await bot.engine.wait_idle()
+        await bot.settled()
     (final,) = chat.final(gen.id)
     assert isinstance(final, Delivered)
 
@@ -77,7 +79,7 @@ async def test_an_image_that_cannot_be_posted_fails_with_a_reason(tmp_path: Path
     ):
         await bot.bind("alice", KEY)
         gen = await bot.ask("alice", "a poster")
-        await bot.engine.wait_idle()
+        await bot.settled()
         assert await bot.store.unfinished_generations() == []
     (final,) = chat.final(gen.id)
     assert isinstance(final, Failed) and "could not be posted" in final.reason
@@ -92,7 +94,7 @@ async def test_one_key_bound_twice_keeps_one_set_of_limits(tmp_path: Path) -> No
             for i in range(12):
                 await bot.ask("alice", f"mine {i} --fast --res 1k")
                 await bot.ask("bob", f"team {i} --fast --res 1k")  # bob has no key: team's
-            await bot.engine.wait_idle()
+            await bot.settled()
         stats = sim.stats().for_key(KEY)
     assert stats.tasks_completed == 24
     assert stats.max_concurrent_seen <= 10

@@ -22,7 +22,7 @@ FAST = SchedulerSettings(backoff_base=0.5, backoff_cap=4.0)
 
 
 async def finish(bot: Bot) -> None:
-    await bot.engine.wait_idle()
+    await bot.settled()
     assert await bot.store.unfinished_generations() == []
 
 

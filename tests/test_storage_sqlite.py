@@ -56,7 +56,7 @@ async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
 def make_generation(gen_id: str = "g1", **overrides: Any) -> Generation:
     base = Generation(
         id=gen_id,
-        actor=Actor(platform="slack", tenant="T1", user_id="U1"),
+        actor=Actor(platform="slack", tenant="slack:T1", user_id="U1"),
         place=Place(platform="slack", channel="C1"),
         spec=GenerationSpec(
             provider=ProviderName.TASTEMACHINE,
@@ -79,7 +79,7 @@ def full_generation(gen_id: str = "full") -> Generation:
         id=gen_id,
         actor=Actor(
             platform="discord",
-            tenant="G42",
+            tenant="discord:G42",
             user_id="1234567890",
             is_admin=True,
             display_name="Zoë 🦊",
@@ -145,7 +145,10 @@ async def test_schema_has_every_table(store: SqliteStore) -> None:
         "generations",
         "key_bindings",
         "message_links",
+        "outbox",
         "schema_version",
+        "seen",
+        "sqlite_sequence",
         "team_budgets",
         "team_settings",
         "users",
@@ -165,7 +168,7 @@ async def test_migrations_applied_once_and_reopen_keeps_data(db_path: Path) -> N
         )
         expected = [(m.version, m.name, 111.0) for m in load_migrations()]
         assert [tuple(row) for row in rows] == expected
-        assert [v for v, _, _ in expected] == [1, 2, 3]
+        assert [v for v, _, _ in expected] == [1, 2, 3, 4]
     finally:
         await second.close()
 
@@ -385,23 +388,23 @@ async def test_unfinished_generations_oldest_first_without_final_ones(
 async def test_recent_generations_newest_first_for_that_user(store: SqliteStore) -> None:
     mine = [make_generation(f"m{i}", created_at=float(i)) for i in range(5)]
     other_user = make_generation(
-        "x", actor=Actor(platform="slack", tenant="T1", user_id="U2"), created_at=99.0
+        "x", actor=Actor(platform="slack", tenant="slack:T1", user_id="U2"), created_at=99.0
     )
     other_tenant = make_generation(
-        "y", actor=Actor(platform="slack", tenant="T2", user_id="U1"), created_at=99.0
+        "y", actor=Actor(platform="slack", tenant="slack:T2", user_id="U1"), created_at=99.0
     )
     for row in [*mine, other_user, other_tenant]:
         await store.insert_generation(row)
-    assert [g.id for g in await store.recent_generations("T1", "U1")] == [
+    assert [g.id for g in await store.recent_generations("slack:T1", "U1")] == [
         "m4",
         "m3",
         "m2",
         "m1",
         "m0",
     ]
-    assert [g.id for g in await store.recent_generations("T1", "U1", limit=2)] == ["m4", "m3"]
-    assert await store.recent_generations("T1", "U1", limit=0) == []
-    assert [g.id for g in await store.recent_generations("T1", "U2")] == ["x"]
+    assert [g.id for g in await store.recent_generations("slack:T1", "U1", limit=2)] == ["m4", "m3"]
+    assert await store.recent_generations("slack:T1", "U1", limit=0) == []
+    assert [g.id for g in await store.recent_generations("slack:T1", "U2")] == ["x"]
     assert await store.recent_generations("T3", "U1") == []
 
 

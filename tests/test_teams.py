@@ -185,13 +185,13 @@ async def test_team_show_lists_keys_budgets_channel_and_use(tmp_path: Path) -> N
 
 async def test_channel_setting_is_stored(tmp_path: Path) -> None:
     async with console_chat(tmp_path) as chat:
-        assert (await chat.store.get_team_settings("local")).channel_enabled is False
+        assert (await chat.store.get_team_settings("console:local")).channel_enabled is False
         await chat.say("team channel on")
-        assert (await chat.store.get_team_settings("local")).channel_enabled is True
+        assert (await chat.store.get_team_settings("console:local")).channel_enabled is True
         assert await chat.say("team channel off") == (
             "Channel mentions are off: members use `/taste` to make images."
         )
-        assert (await chat.store.get_team_settings("local")).channel_enabled is False
+        assert (await chat.store.get_team_settings("console:local")).channel_enabled is False
 
 
 @pytest.mark.parametrize(

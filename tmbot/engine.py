@@ -47,7 +47,7 @@ from tmbot.errors import (
 )
 from tmbot.events import Deleted, Delivered, Failed, Queued, Started
 from tmbot.funds import Funds, provider_flag
-from tmbot.lifecycle import Lifecycle
+from tmbot.lifecycle import Lifecycle, Stored
 from tmbot.ports import Store
 from tmbot.providers.base import ImageProvider
 from tmbot.records import Generation, GenStatus, KeyRef, KeyScope
@@ -101,10 +101,6 @@ def failure_text(gen: Generation, error: TmbotError) -> str:
     return f"{error.user_message.removesuffix('.')}; {advice}."
 
 
-def _nowhere(platform: str) -> None:
-    """The default wake-up: nobody dispatches (events wait in the outbox)."""
-
-
 @dataclass(frozen=True)
 class _Running:
     task: asyncio.Task[None]
@@ -122,14 +118,18 @@ class Engine:
         scheduler: Scheduler | None = None,
         on_secret: Callable[[str], None] | None = None,
         now: Callable[[], float] = time.time,
-        wake: Callable[[str], None] = _nowhere,
+        stored: Stored | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
         self.clock = clock
         self.scheduler = scheduler or Scheduler(providers=providers, clock=clock)
         self._now = now
-        self.lifecycle = Lifecycle(store=store, now=now, wake=wake)
+        self.lifecycle = (
+            Lifecycle(store=store, now=now, stored=stored)
+            if stored is not None
+            else Lifecycle(store=store, now=now)
+        )
         self.funds = Funds(store=store, now=now)
         self.team = Team(store=store, now=now)
         self.accounts = Accounts(

@@ -27,7 +27,7 @@ from typing import Any
 from tmbot.errors import Conflict, IllegalTransition
 from tmbot.events import Accepted, Event, encode
 from tmbot.ports import Store
-from tmbot.records import Generation, GenStatus
+from tmbot.records import Generation, GenStatus, NewEvent, OutboxEntry
 
 S = GenStatus
 
@@ -47,20 +47,28 @@ def check_move(current: GenStatus, to: GenStatus) -> None:
         raise IllegalTransition(f"A generation cannot go from {current} to {to}.")
 
 
-class Lifecycle:
-    """Writes generations and their events; wakes the dispatcher of the event's platform."""
+#: Told of events right after they are stored (the dispatchers' in-memory fast path).
+Stored = Callable[[Generation, Sequence[tuple[OutboxEntry, NewEvent]]], None]
 
-    def __init__(
-        self, *, store: Store, now: Callable[[], float], wake: Callable[[str], None]
-    ) -> None:
+
+def _nobody(generation: Generation, events: Sequence[tuple[OutboxEntry, NewEvent]]) -> None:
+    """Nobody hands events over in this process: they wait in the outbox."""
+
+
+class Lifecycle:
+    """Writes generations and their events, then tells ``stored`` (the dispatcher of the
+    events' platform hands them over without reading them back)."""
+
+    def __init__(self, *, store: Store, now: Callable[[], float], stored: Stored = _nobody) -> None:
         self.store = store
         self._now = now
-        self._wake = wake
+        self._stored = stored
 
     async def create(self, generation: Generation) -> None:
         """Store a new generation (ACCEPTED) with its ``Accepted`` event."""
-        await self.store.insert_generation(generation, [encode(Accepted(generation))])
-        self._wake(generation.place.platform)
+        events = [encode(Accepted(generation))]
+        entries = await self.store.insert_generation(generation, events)
+        self._stored(generation, list(zip(entries, events, strict=True)))
 
     async def move(
         self,
@@ -76,11 +84,12 @@ class Lifecycle:
         caller saw."""
         check_move(generation.status, to)
         moved = replace(generation, status=to, updated_at=self._now(), **fields)
-        stored = [encode(make(moved)) for make in events]
-        if not await self.store.transition(moved, expect=generation.status, events=stored):
+        written = [encode(make(moved)) for make in events]
+        entries = await self.store.transition(moved, expect=generation.status, events=written)
+        if entries is None:
             raise Conflict("That image changed meanwhile; look at it again.")
-        if stored:
-            self._wake(moved.place.platform)
+        if entries:
+            self._stored(moved, list(zip(entries, written, strict=True)))
         return moved
 
     async def emit(
@@ -88,7 +97,9 @@ class Lifecycle:
     ) -> bool:
         """Store an event that changes nothing else (a queue position), only while the
         stored status is ``expect`` (when given). True when it was stored."""
-        if not await self.store.add_events(generation.id, [encode(event)], expect=expect):
+        written = [encode(event)]
+        entries = await self.store.add_events(generation.id, written, expect=expect)
+        if entries is None:
             return False
-        self._wake(generation.place.platform)
+        self._stored(generation, list(zip(entries, written, strict=True)))
         return True

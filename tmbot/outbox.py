@@ -19,13 +19,20 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tmbot.errors import Conflict
 from tmbot.events import Failed, decode
 from tmbot.lifecycle import Lifecycle
 from tmbot.ports import Notice, Notifier, Store
-from tmbot.records import EventOutcome, Generation, GenStatus, MessageLink, OutboxEntry
+from tmbot.records import (
+    EventOutcome,
+    Generation,
+    GenStatus,
+    MessageLink,
+    NewEvent,
+    OutboxEntry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +44,29 @@ class DispatchPolicy:
     max_attempts: int = 6
     backoff_base: float = 1.0  # real seconds before the second attempt, doubling after
     backoff_cap: float = 60.0
-    batch: int = 500  # events read at once
+    batch: int = 500  # events read from the store at once
     concurrency: int = 32  # notifier calls at once (one per generation)
 
 
+@dataclass
+class _Item:
+    """An event waiting in memory for its turn; ``generation`` and ``blob`` are known when
+    it came straight from the lifecycle, else read when its turn comes."""
+
+    entry: OutboxEntry
+    generation: Generation | None = None
+    blob: bytes | None = None
+
+
 class Dispatcher:
-    """Drains one platform's outbox into its notifier. Run :meth:`run` as a task; call
-    :meth:`wake` after writing events (the lifecycle's wake-up does)."""
+    """Drains one platform's outbox into its notifier. Run :meth:`run` as a task.
+
+    Events arrive two ways: :meth:`push` hands over what the lifecycle has just stored
+    (nothing is read back: the fast path every image takes), and a *round* reads what is
+    waiting in the store (at start, after a retry's backoff, after :meth:`wake`). Each
+    generation has at most one worker taking its events in ``seq`` order. What became of
+    each event is written in batches by one flusher, so the store sees one transaction per
+    batch, off the path of the next event."""
 
     def __init__(
         self,
@@ -64,21 +87,70 @@ class Dispatcher:
         self._now = now
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._woken = asyncio.Event()
+        self._flush = asyncio.Event()
         self._empty = asyncio.Event()
-        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._queues: dict[str, list[_Item]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._links: dict[str, list[MessageLink]] = {}
+        self._known: set[int] = set()  # entry ids in memory or not yet settled
+        self._outcomes: list[EventOutcome] = []
+        self._primed = False  # a round has read the store since start
         self._calls = asyncio.Semaphore(self.policy.concurrency)
 
+    # --- arrivals ----------------------------------------------------------------------
+
     def wake(self) -> None:
+        """Look in the store for waiting events soon."""
         self._empty.clear()
         self._woken.set()
+
+    def push(self, generation: Generation, events: Sequence[tuple[OutboxEntry, NewEvent]]) -> None:
+        """Events the lifecycle has just stored for ``generation``."""
+        self._empty.clear()
+        for entry, event in events:
+            self._enqueue(_Item(entry, generation, event.blob))
+
+    def _enqueue(self, item: _Item) -> None:
+        entry = item.entry
+        if entry.id in self._known:
+            return
+        self._known.add(entry.id)
+        queue = self._queues.setdefault(entry.generation_id, [])
+        queue.append(item)
+        queue.sort(key=lambda i: i.entry.seq)
+        if (
+            entry.generation_id not in self._workers
+            and queue[0].entry.next_attempt_at <= self._now()
+        ):
+            self._start_worker(entry.generation_id)
+
+    def _start_worker(self, generation_id: str) -> None:
+        task = asyncio.create_task(self._work(generation_id), name=f"outbox-{generation_id}")
+        self._workers[generation_id] = task
+        task.add_done_callback(functools.partial(self._worker_done, generation_id))
+
+    def _worker_done(self, generation_id: str, _task: asyncio.Task[None]) -> None:
+        self._workers.pop(generation_id, None)
+        if self._queues.get(generation_id):
+            self._woken.set()  # something is left for a retry: the round times it
+        else:
+            self._queues.pop(generation_id, None)
+        self._check_empty()
+
+    def _check_empty(self) -> None:
+        if not self._queues and not self._workers and not self._outcomes and not self._known:
+            self._woken.set()  # a round confirms the store has nothing either
 
     async def drained(self) -> None:
         """Return once nothing is waiting in this platform's outbox (done or given up)."""
         self.wake()
         await self._empty.wait()
 
+    # --- the loops ---------------------------------------------------------------------
+
     async def run(self) -> None:
-        """Until cancelled: hand over whatever is due, sleep until woken or the next retry."""
+        """Until cancelled: rounds over the store, and the flusher of outcomes."""
+        flusher = asyncio.create_task(self._flusher(), name=f"outbox-flush-{self.platform}")
         try:
             while True:
                 self._woken.clear()
@@ -93,65 +165,108 @@ class Dispatcher:
                 except TimeoutError:
                     pass
         finally:
-            busy = list(self._busy.values())
-            for task in busy:
+            tasks = [flusher, *self._workers.values()]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*busy, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._write_outcomes()  # what was handed over is not handed over again
 
     async def _round(self) -> float | None:
-        """Start a chain for each generation with events due; returns how long until the
-        next retry is due (None: only a wake-up brings more)."""
+        """Queue what the store has waiting; start the workers whose turn has come. Returns
+        how long until the next retry is due (None: only a wake-up brings more)."""
         entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
-        chains: dict[str, list[OutboxEntry]] = {}
         for entry in entries:
-            chains.setdefault(entry.generation_id, []).append(entry)
+            if entry.id not in self._known:
+                self._enqueue(_Item(entry))
+        self._primed = True
         now = self._now()
         next_due: float | None = None
-        for generation_id, chain in chains.items():
-            if generation_id in self._busy:
+        for generation_id, queue in self._queues.items():
+            if generation_id in self._workers or not queue:
                 continue
-            first = chain[0].next_attempt_at
-            if first > now:
-                next_due = first if next_due is None else min(next_due, first)
-                continue
-            task = asyncio.create_task(self._chain(chain), name=f"outbox-{generation_id}")
-            self._busy[generation_id] = task
-            task.add_done_callback(functools.partial(self._chain_done, generation_id))
-        if not entries and not self._busy:
+            due = queue[0].entry.next_attempt_at
+            if due <= now:
+                self._start_worker(generation_id)
+            else:
+                next_due = due if next_due is None else min(next_due, due)
+        if not entries and not self._queues and not self._workers and not self._outcomes:
             self._empty.set()
         return None if next_due is None else max(0.0, next_due - now)
 
-    def _chain_done(self, generation_id: str, _task: asyncio.Task[None]) -> None:
-        self._busy.pop(generation_id, None)
-        self._woken.set()
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            await self._write_outcomes()
 
-    async def _chain(self, chain: Sequence[OutboxEntry]) -> None:
-        """One generation's due events, in order, stopping at the first to be retried."""
-        outcomes: list[EventOutcome] = []
-        generation_id = chain[0].generation_id
+    async def _write_outcomes(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
         try:
-            generation = await self.store.get_generation(generation_id)
-            if generation is None:  # deleted from under us: nothing left to show
-                outcomes = [
-                    EventOutcome(e.id, True, attempts=e.attempts, error="gone") for e in chain
-                ]
-                return
-            links = list(await self.store.messages_for_generation(generation_id))
-            for entry in chain:
-                if entry.next_attempt_at > self._now():
-                    break
-                outcome = await self._hand_over(entry, generation, links)
-                outcomes.append(outcome)
-                if not outcome.done:
-                    break
-                links.extend(outcome.links)
-        finally:
             await self.store.settle_events(outcomes)
+        except Exception:
+            log.exception("could not record %d handed-over event(s)", len(outcomes))
+            self._outcomes[:0] = outcomes  # kept for the next flush
+            return
+        for outcome in outcomes:
+            if outcome.done:
+                self._known.discard(outcome.entry_id)
+        self._check_empty()
 
-    async def _hand_over(
-        self, entry: OutboxEntry, generation: Generation, links: list[MessageLink]
-    ) -> EventOutcome:
-        blob = await self.store.event_blob(entry.id) if entry.has_blob else None
+    def _settle(self, outcome: EventOutcome) -> None:
+        self._outcomes.append(outcome)
+        self._flush.set()
+
+    # --- one generation --------------------------------------------------------------
+
+    async def _work(self, generation_id: str) -> None:
+        """Hand over a generation's queued events in order, stopping at one to retry."""
+        queue = self._queues.get(generation_id, [])
+        while queue:
+            item = queue[0]
+            if item.entry.next_attempt_at > self._now():
+                return
+            outcome = await self._hand_over(item)
+            if outcome is None:  # the generation is gone: nothing left to show
+                for gone in queue:
+                    self._settle(
+                        EventOutcome(
+                            gone.entry.id, True, attempts=gone.entry.attempts, error="gone"
+                        )
+                    )
+                queue.clear()
+                break
+            self._settle(outcome)
+            if not outcome.done:
+                queue[0] = _Item(
+                    replace(
+                        item.entry,
+                        attempts=outcome.attempts,
+                        next_attempt_at=outcome.next_attempt_at,
+                    ),
+                    item.generation,
+                    item.blob,
+                )
+                return
+            queue.remove(item)
+            if item.entry.kind in _LAST:
+                self._links.pop(generation_id, None)
+        self._queues.pop(generation_id, None)
+
+    async def _hand_over(self, item: _Item) -> EventOutcome | None:
+        entry = item.entry
+        generation = item.generation or await self.store.get_generation(entry.generation_id)
+        if generation is None:
+            return None
+        blob = item.blob
+        if blob is None and entry.has_blob:
+            blob = await self.store.event_blob(entry.id)
+        links = self._links.get(generation.id)
+        if links is None:
+            links = self._links[generation.id] = list(
+                await self.store.messages_for_generation(generation.id)
+            )
         event = decode(entry, generation, blob)
 
         async def record(link: MessageLink) -> None:
@@ -161,7 +276,7 @@ class Dispatcher:
         attempts = entry.attempts + 1
         try:
             async with self._calls:
-                made = await self.notifier.notify(event, Notice(tuple(links), record))
+                made = list(await self.notifier.notify(event, Notice(tuple(links), record)))
         except asyncio.CancelledError:
             raise
         except Exception as err:
@@ -186,6 +301,7 @@ class Dispatcher:
             return EventOutcome(
                 entry.id, True, attempts=attempts, error=f"gave up: {type(err).__name__}"
             )
+        links.extend(link for link in made if link not in links)
         return EventOutcome(entry.id, True, links=tuple(made), attempts=attempts)
 
     async def _give_up(self, entry: OutboxEntry, generation: Generation) -> None:
@@ -200,6 +316,10 @@ class Dispatcher:
             )
         except Conflict:
             log.info("generation %s changed while its image was given up", generation.id)
+
+
+#: after these a generation's links are not kept in memory (a later ``deleted`` reads them)
+_LAST = ("delivered", "failed", "deleted")
 
 
 class Dispatchers:
@@ -223,6 +343,14 @@ class Dispatchers:
         dispatcher = self._by_platform.get(platform)
         if dispatcher is not None:
             dispatcher.wake()
+
+    def stored(
+        self, generation: Generation, events: Sequence[tuple[OutboxEntry, NewEvent]]
+    ) -> None:
+        """The lifecycle's report of stored events: to the dispatcher of their platform."""
+        dispatcher = self._by_platform.get(generation.place.platform)
+        if dispatcher is not None:
+            dispatcher.push(generation, events)
 
     async def drained(self) -> None:
         for dispatcher in self.all:

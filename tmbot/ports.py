@@ -108,8 +108,9 @@ class Store(Protocol):
     # --- generations -----------------------------------------------------------------
     async def insert_generation(
         self, generation: Generation, events: Sequence[NewEvent] = ()
-    ) -> None:
-        """Store a new generation and its first events, in one transaction."""
+    ) -> list[OutboxEntry]:
+        """Store a new generation and its first events, in one transaction; returns the
+        stored events."""
 
     async def update_generation(self, generation: Generation) -> None:
         """Replace the stored row with the same id (fields only; status moves go through
@@ -117,9 +118,10 @@ class Store(Protocol):
 
     async def transition(
         self, generation: Generation, *, expect: GenStatus, events: Sequence[NewEvent] = ()
-    ) -> bool:
+    ) -> list[OutboxEntry] | None:
         """Replace the row and append ``events`` to its outbox in one transaction, only if
-        the stored status is still ``expect``; False (nothing written) otherwise."""
+        the stored status is still ``expect``: the stored events, or None (nothing
+        written)."""
 
     async def get_generation(self, generation_id: str) -> Generation | None: ...
 
@@ -147,9 +149,10 @@ class Store(Protocol):
         events: Sequence[NewEvent],
         *,
         expect: GenStatus | None = None,
-    ) -> bool:
+    ) -> list[OutboxEntry] | None:
         """Append events to a generation's outbox (numbered after its last one), only if
-        its stored status is ``expect`` (when given); False (nothing written) otherwise."""
+        its stored status is ``expect`` (when given): the stored events, or None (nothing
+        written)."""
 
     async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
         """Events of ``platform`` not yet done, oldest first per generation (by ``seq``),

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,7 @@ async def open_runtime(
     vault: Vault | None = None,
     scheduler_settings: SchedulerSettings | None = None,
     dispatch_policy: DispatchPolicy | None = None,
+    now: Callable[[], float] = time.time,
 ) -> AsyncIterator[Runtime]:
     """A running bot: one engine, and a dispatcher per entry of ``notifiers`` (platform name
     -> notifier) draining that platform's outbox. ``providers`` and ``vault`` replace the
@@ -97,7 +99,8 @@ async def open_runtime(
                 clock=clock,
                 scheduler=scheduler,
                 on_secret=redactor.register if redactor is not None else None,
-                wake=dispatchers.wake,
+                now=now,
+                stored=dispatchers.stored,
             )
             for platform, notifier in notifiers.items():
                 dispatchers.add(
@@ -107,6 +110,7 @@ async def open_runtime(
                         platform=platform,
                         notifier=notifier,
                         policy=dispatch_policy,
+                        now=now,
                     )
                 )
             tasks = [
