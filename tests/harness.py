@@ -48,11 +48,15 @@ class Recorder:
     platform: str = PLATFORM
     events: list[Event] = field(default_factory=list)
     posts: list[MessageLink] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (generation, event) tried
     fail_next: int = 0
     crash_after_post: int = 0
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def notify(self, event: Event, notice: Notice) -> list[MessageLink]:
+        async with self._changed:
+            self.calls.append((event.generation.id, type(event).__name__))
+            self._changed.notify_all()
         if self.fail_next > 0:
             self.fail_next -= 1
             raise PlatformDown("the platform is down")
@@ -124,15 +128,27 @@ class Bot:
     def store(self):  # type: ignore[no-untyped-def]
         return self.runtime.store
 
-    @staticmethod
-    def actor(name: str, *, admin: bool = False) -> Actor:
-        return Actor(platform=PLATFORM, tenant=TENANT, user_id=name, is_admin=admin)
+    @property
+    def platform(self) -> str:
+        return self.recorder.platform
+
+    @property
+    def place(self) -> Place:
+        return Place(platform=self.platform, channel="C1")
+
+    def actor(self, name: str, *, admin: bool = False) -> Actor:
+        return Actor(
+            platform=self.platform,
+            tenant=tenant_of(self.platform, "T1"),
+            user_id=name,
+            is_admin=admin,
+        )
 
     async def bind(self, name: str, key: str) -> None:
-        await self.engine.execute(self.actor(name), f"key {key}", PLACE)
+        await self.engine.execute(self.actor(name), f"key {key}", self.place)
 
     async def ask(self, name: str, text: str) -> Generation:
-        reply = await self.engine.execute(self.actor(name), text, PLACE)
+        reply = await self.engine.execute(self.actor(name), text, self.place)
         assert isinstance(reply, GenerationAccepted), reply
         return reply.generation
 
@@ -152,12 +168,15 @@ async def running_bot(
     recorder: Recorder | None = None,
     resume: bool = True,
     policy: DispatchPolicy = FAST_DISPATCH,
+    dispatch: bool = True,
 ) -> AsyncIterator[Bot]:
+    """``dispatch=False`` runs the bot without its platform's dispatcher: events stay in the
+    outbox (a process for another platform, or a platform down for the whole run)."""
     recorder = recorder or Recorder()
     config = Config(time_scale=sim.config.time_scale, http_timeout=timeout)
     async with open_runtime(
         config,
-        {recorder.platform: recorder},
+        {recorder.platform: recorder} if dispatch else {},
         database_url=f"sqlite:///{tmp_path / db_name}",
         tastemachine_url=sim.base_url,
         vtrix_url=sim.base_url,

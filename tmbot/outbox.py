@@ -177,7 +177,9 @@ class Dispatcher:
         entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
         for entry in entries:
             if entry.id not in self._known:
-                self._enqueue(_Item(entry))
+                # a fresh start tries at once what an earlier run was waiting to retry
+                due = entry if self._primed else replace(entry, next_attempt_at=0.0)
+                self._enqueue(_Item(due))
         self._primed = True
         now = self._now()
         next_due: float | None = None

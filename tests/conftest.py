@@ -1,0 +1,37 @@
+"""Shared fixtures: a simulator, and the real bot on it for any platform name.
+
+``make_bot(platform)`` gives an async context manager that runs the whole bot (the one
+composition root: SQLite file in ``tmp_path``, vault, HTTP clients, scheduler, engine, and
+that platform's outbox dispatcher) with a :class:`tests.harness.Recorder` as the platform's
+notifier. The Slack and Discord tests pass their own notifier as ``recorder=``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import Bot, Recorder, running_bot
+from tmbot.simulator import SimConfig, Simulator
+
+#: provider seconds per real second in the shared simulator
+SCALE = 60.0
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(SimConfig(time_scale=SCALE, estimate_seconds=5.0, seed=7)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def make_bot(tmp_path: Path, sim: Simulator) -> Callable[..., AbstractAsyncContextManager[Bot]]:
+    def make(platform: str = "test", **options: Any) -> AbstractAsyncContextManager[Bot]:
+        options.setdefault("recorder", Recorder(platform=platform))
+        return running_bot(tmp_path, sim, **options)
+
+    return make
