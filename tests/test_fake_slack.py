@@ -1,0 +1,230 @@
+"""The fake Slack, proven with the real slack_sdk and slack_bolt talking to it over loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from tests.fakes.slack import GENERAL, UPLOAD, FakeSlack
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+def web_client(fake: FakeSlack, **kwargs: object) -> AsyncWebClient:
+    return AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, **kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ Web API
+
+
+async def test_auth_test_answers_the_bot_identity(fake: FakeSlack) -> None:
+    answer = await web_client(fake).auth_test()
+    assert answer["ok"] is True
+    assert answer["user_id"] == "U0BOT0000"
+    assert answer["bot_id"] == "B0BOT0000"
+    assert answer["team_id"] == "T0FAKE000"
+    call = fake.calls_to("auth.test")[0]
+    assert call.token == fake.bot_token
+    assert "Authorization" not in call.headers
+
+
+async def test_a_wrong_token_is_invalid_auth(fake: FakeSlack) -> None:
+    client = AsyncWebClient(token="xoxb-someone-else", base_url=fake.api_url)
+    with pytest.raises(SlackApiError) as raised:
+        await client.chat_postMessage(channel=GENERAL, text="hi")
+    assert raised.value.response["error"] == "invalid_auth"
+    assert fake.messages(GENERAL) == []
+
+
+async def test_card_edit_and_upload_into_its_thread(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    card = await client.chat_postMessage(
+        channel=GENERAL,
+        text="Working on it",
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*1*"}}],
+    )
+    assert card["channel"] == GENERAL
+    card_ts = card["ts"]
+    assert card["message"]["ts"] == card_ts
+    assert card["message"]["bot_id"] == "B0BOT0000"
+
+    edited = await client.chat_update(channel=GENERAL, ts=card_ts, text="Done")
+    assert edited["ts"] == card_ts
+    assert fake.message(GENERAL, card_ts).text == "Done"
+
+    upload = await client.files_upload_v2(
+        channel=GENERAL,
+        thread_ts=card_ts,
+        content=PNG,
+        filename="cat.png",
+        initial_comment="Here it is",
+    )
+    # What files_upload_v2 returns: files.completeUploadExternal's answer ("files": [{id,
+    # title}]) plus, for one file, the same entry under "file". No ts of the message.
+    file_id = upload["file"]["id"]
+    assert upload["files"] == [{"id": file_id, "title": "cat.png"}]
+    assert "shares" not in upload["file"]
+
+    # The three steps slack_sdk took, with the exact bytes posted to the fake's upload URL.
+    methods = [c.method for c in fake.calls]
+    assert methods[-3:] == ["files.getUploadURLExternal", UPLOAD, "files.completeUploadExternal"]
+    url_call = fake.calls_to("files.getUploadURLExternal")[0]
+    assert url_call.params["filename"] == "cat.png"
+    assert url_call.params["length"] == str(len(PNG))
+    assert fake.calls_to(UPLOAD)[0].file_bytes == PNG
+    assert fake.calls_to(UPLOAD)[0].token is None  # the upload URL carries no token
+    complete = fake.calls_to("files.completeUploadExternal")[0]
+    assert complete.params["channel_id"] == GENERAL
+    assert complete.params["thread_ts"] == card_ts
+    assert complete.params["initial_comment"] == "Here it is"
+    assert complete.param_json("files") == [{"id": file_id, "title": "cat.png"}]
+
+    # The card's thread holds one reply: the file message, with the comment.
+    parent, *replies = fake.thread(GENERAL, card_ts)
+    assert parent.ts == card_ts
+    assert len(replies) == 1
+    assert replies[0].files == [file_id]
+    assert replies[0].text == "Here it is"
+    assert fake.file_bytes(file_id) == PNG
+    assert [m.ts for m in fake.messages(GENERAL)] == [card_ts]  # not in the channel itself
+
+    # files.info is where the ts of the file's message turns up.
+    info = await client.files_info(file=file_id)
+    shares = info["file"]["shares"]["public"][GENERAL]
+    assert shares[0]["ts"] == replies[0].ts
+    assert shares[0]["thread_ts"] == card_ts
+    assert float(replies[0].ts) > float(card_ts)
+
+    replies_answer = await client.conversations_replies(channel=GENERAL, ts=card_ts)
+    assert [m["ts"] for m in replies_answer["messages"]] == [card_ts, replies[0].ts]
+    assert replies_answer["messages"][0]["reply_count"] == 1
+
+
+async def test_files_info_can_lag_behind_the_share() -> None:
+    async with FakeSlack(files_info_shares_lag=1) as fake:
+        client = web_client(fake)
+        upload = await client.files_upload_v2(channel=GENERAL, content=PNG, filename="a.png")
+        first = await client.files_info(file=upload["file"]["id"])
+        assert first["file"]["shares"] == {}
+        second = await client.files_info(file=upload["file"]["id"])
+        assert GENERAL in second["file"]["shares"]["public"]
+
+
+async def test_channel_errors_raise_slack_api_error(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    fake.add_channel("C0OUTSIDE", "outside", bot_is_member=False)
+    with pytest.raises(SlackApiError) as raised:
+        await client.chat_postMessage(channel="C0OUTSIDE", text="hi")
+    assert raised.value.response["error"] == "not_in_channel"
+    with pytest.raises(SlackApiError) as raised:
+        await client.chat_postMessage(channel="C0NOWHERE", text="hi")
+    assert raised.value.response["error"] == "channel_not_found"
+    with pytest.raises(SlackApiError) as raised:
+        await client.files_upload_v2(channel="C0OUTSIDE", content=PNG, filename="a.png")
+    assert raised.value.response["error"] == "not_in_channel"
+
+
+async def test_injected_not_in_channel(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    fake.fail_next("chat.postMessage", "not_in_channel")
+    with pytest.raises(SlackApiError) as raised:
+        await client.chat_postMessage(channel=GENERAL, text="hi")
+    assert raised.value.response["error"] == "not_in_channel"
+    assert raised.value.response.status_code == 200
+    # Only the next call fails.
+    assert (await client.chat_postMessage(channel=GENERAL, text="hi"))["ok"] is True
+    assert [c.error for c in fake.calls_to("chat.postMessage")] == ["not_in_channel", None]
+
+
+async def test_429_without_a_retry_handler_raises_ratelimited(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    fake.rate_limit_next("chat.update", retry_after=7)
+    card = await client.chat_postMessage(channel=GENERAL, text="card")
+    with pytest.raises(SlackApiError) as raised:
+        await client.chat_update(channel=GENERAL, ts=card["ts"], text="edit")
+    assert raised.value.response.status_code == 429
+    assert raised.value.response["error"] == "ratelimited"
+    assert raised.value.response.headers["Retry-After"] == "7"
+
+
+async def test_429_is_retried_by_the_rate_limit_retry_handler(fake: FakeSlack) -> None:
+    # The handler sleeps Retry-After + random.random() seconds (< 1 s with Retry-After: 0).
+    client = web_client(fake, retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+    card = await client.chat_postMessage(channel=GENERAL, text="card")
+    fake.rate_limit_next("chat.update", retry_after=0)
+    started = time.monotonic()
+    edited = await client.chat_update(channel=GENERAL, ts=card["ts"], text="edit")
+    assert time.monotonic() - started < 2
+    assert edited["ok"] is True
+    calls = fake.calls_to("chat.update")
+    assert [(c.status, c.error) for c in calls] == [(429, "ratelimited"), (200, None)]
+    assert fake.message(GENERAL, card["ts"]).text == "edit"
+
+
+async def test_messages_ephemerals_reactions_users_and_views(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    fake.add_user("U0ALICE00", "alice")
+    fake.add_user("U0ADMIN00", "boss", is_admin=True)
+    admin = await client.users_info(user="U0ADMIN00")
+    assert admin["user"]["is_admin"] is True
+    assert admin["user"]["is_bot"] is False
+    with pytest.raises(SlackApiError) as raised:
+        await client.users_info(user="U0NOBODY0")
+    assert raised.value.response["error"] == "user_not_found"
+
+    said = fake.add_user_message(GENERAL, "U0ALICE00", "hello bot")
+    await client.reactions_add(channel=GENERAL, timestamp=said.ts, name="eyes")
+    assert fake.message(GENERAL, said.ts).reactions == {"eyes": ["U0BOT0000"]}
+    with pytest.raises(SlackApiError) as raised:
+        await client.chat_update(channel=GENERAL, ts=said.ts, text="not mine")
+    assert raised.value.response["error"] == "cant_update_message"
+
+    ephemeral = await client.chat_postEphemeral(channel=GENERAL, user="U0ALICE00", text="psst")
+    assert fake.workspace.ephemerals[0].message_ts == ephemeral["message_ts"]
+    assert fake.messages(GENERAL) == [fake.message(GENERAL, said.ts)]
+
+    reply = await client.chat_postMessage(channel=GENERAL, text="in thread", thread_ts=said.ts)
+    link = await client.chat_getPermalink(channel=GENERAL, message_ts=reply["ts"])
+    assert f"thread_ts={said.ts}" in link["permalink"]
+    await client.chat_delete(channel=GENERAL, ts=reply["ts"])
+    assert fake.thread(GENERAL, said.ts) == [fake.message(GENERAL, said.ts)]
+
+    info = await client.conversations_info(channel=GENERAL)
+    assert info["channel"]["is_member"] is True
+
+    view = {
+        "type": "modal",
+        "callback_id": "key",
+        "title": {"type": "plain_text", "text": "Key"},
+        "blocks": [],
+    }
+    opened = await client.views_open(trigger_id="1.2.3", view=view)
+    view_id = opened["view"]["id"]
+    updated = await client.views_update(view_id=view_id, view={**view, "private_metadata": "x"})
+    assert updated["view"]["private_metadata"] == "x"
+    assert fake.calls_to("views.open")[0].param_json("view")["callback_id"] == "key"
+
+
+async def test_wait_for_wakes_on_a_call(fake: FakeSlack) -> None:
+    import asyncio
+
+    async def later() -> None:
+        await web_client(fake).chat_postMessage(channel=GENERAL, text="later")
+
+    task = asyncio.create_task(later())
+    call = await fake.wait_for_call("chat.postMessage", lambda c: c.params.get("text") == "later")
+    assert call.ok
+    await task
+    with pytest.raises(AssertionError, match="condition not met"):
+        await fake.wait_for(lambda calls: len(calls) > 5, timeout=0.05)
