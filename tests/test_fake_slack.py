@@ -6,11 +6,14 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest, AsyncRespond, AsyncSay
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack import GENERAL, UPLOAD, FakeSlack
+from tests.fakes.slack import GENERAL, RESPONSE_URL, UPLOAD, FakeSlack, payloads, post_signed
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
@@ -228,3 +231,171 @@ async def test_wait_for_wakes_on_a_call(fake: FakeSlack) -> None:
     await task
     with pytest.raises(AssertionError, match="condition not met"):
         await fake.wait_for(lambda calls: len(calls) > 5, timeout=0.05)
+
+
+# ------------------------------------------------------------------ bolt over HTTP
+
+SECRET = "fake-signing-secret"
+
+
+class BoltHttp:
+    """A real AsyncApp served by bolt's own aiohttp server code on 127.0.0.1, port 0."""
+
+    def __init__(self, app: AsyncApp) -> None:
+        self.app = app
+        self.runner = web.AppRunner(app.web_app(path="/slack/events"))
+        self.url = ""
+
+    async def __aenter__(self) -> BoltHttp:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/slack/events"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+
+def bolt_app(fake: FakeSlack) -> AsyncApp:
+    return AsyncApp(
+        client=web_client(fake),
+        signing_secret=SECRET,
+        request_verification_enabled=True,
+        raise_error_for_unhandled_request=False,
+    )
+
+
+async def test_signature_matches_the_sdk_verifier() -> None:
+    body = b"command=%2Ftm&text=a+cat"
+    signed = payloads.signed_form(SECRET, {"command": "/tm", "text": "a cat"})
+    assert signed.body == body
+    verifier = SignatureVerifier(SECRET)
+    assert verifier.is_valid(
+        body,
+        signed.headers["X-Slack-Request-Timestamp"],
+        signed.headers["X-Slack-Signature"],
+    )
+    assert not SignatureVerifier("other").is_valid(
+        body, signed.headers["X-Slack-Request-Timestamp"], signed.headers["X-Slack-Signature"]
+    )
+
+
+async def test_bolt_acks_a_signed_slash_command_and_responds(fake: FakeSlack) -> None:
+    app = bolt_app(fake)
+    seen: list[dict[str, str]] = []
+
+    @app.command("/tm")
+    async def tm(ack: AsyncAck, command: dict[str, str], respond: AsyncRespond) -> None:
+        seen.append(command)
+        if command["text"] == "help":
+            await ack(text="Usage", response_type="ephemeral")
+        else:
+            await ack(text=f"Working on: {command['text']}")
+        await respond(text="Finished", response_type="ephemeral")
+
+    response_url = fake.new_response_url()
+    fields = payloads.slash_command("/tm", "a cat & a dog", response_url=response_url)
+    async with BoltHttp(app) as bolt:
+        answer = await post_signed(bolt.url, payloads.signed_form(SECRET, fields))
+        # The ack is the HTTP answer itself. ack(text=...) alone answers the bare text as
+        # text/plain; with response_type (or blocks) it answers JSON.
+        assert answer.status == 200
+        assert answer.body == "Working on: a cat & a dog"
+        assert answer.headers["Content-Type"].startswith("text/plain")
+        responded = await fake.wait_for_call(RESPONSE_URL)
+        helped = await post_signed(
+            bolt.url, payloads.signed_form(SECRET, payloads.slash_command("/tm", "help"))
+        )
+        assert helped.json() == {"text": "Usage", "response_type": "ephemeral"}
+        assert helped.headers["Content-Type"].startswith("application/json")
+    assert responded.params["text"] == "Finished"
+    assert responded.params["response_type"] == "ephemeral"
+    assert seen[0]["text"] == "a cat & a dog"
+    assert seen[0]["user_id"] == "U0ALICE00"
+    # AsyncApp checks its token with auth.test lazily, on the first request, once.
+    assert len(fake.calls_to("auth.test")) == 1
+
+
+async def test_bolt_rejects_a_bad_signature_with_401(fake: FakeSlack) -> None:
+    app = bolt_app(fake)
+    handled: list[str] = []
+
+    @app.command("/tm")
+    async def tm(ack: AsyncAck) -> None:
+        handled.append("yes")
+        await ack()
+
+    fields = payloads.slash_command("/tm", "x")
+    async with BoltHttp(app) as bolt:
+        forged = await post_signed(bolt.url, payloads.signed_form("wrong-secret", fields))
+        stale = await post_signed(
+            bolt.url, payloads.signed_form(SECRET, fields, timestamp=int(time.time()) - 600)
+        )
+    assert forged.status == 401
+    assert stale.status == 401
+    assert handled == []
+    assert fake.calls == []  # rejected before authorize: not even auth.test
+
+
+async def test_bolt_app_mention_reaches_a_handler_that_replies_in_thread(fake: FakeSlack) -> None:
+    app = bolt_app(fake)
+    retry_headers: list[str | None] = []
+
+    @app.event("app_mention")
+    async def mention(event: dict[str, str], say: AsyncSay, request: AsyncBoltRequest) -> None:
+        retry_headers.append(request.headers.get("x-slack-retry-num", [None])[0])
+        await say(text="On it", thread_ts=event.get("thread_ts") or event["ts"])
+
+    fake.add_user("U0ALICE00", "alice")
+    said = fake.add_user_message(GENERAL, "U0ALICE00", "<@U0BOT0000> a cat")
+    event = payloads.app_mention_event("<@U0BOT0000> a cat", ts=said.ts)
+    async with BoltHttp(app) as bolt:
+        first = await post_signed(
+            bolt.url, payloads.signed_event(SECRET, payloads.event_callback(event))
+        )
+        assert (first.status, first.body) == (200, "")
+        posted = await fake.wait_for_call("chat.postMessage")
+        again = payloads.signed_event(
+            SECRET, payloads.event_callback(event), retry_num=1, retry_reason="http_timeout"
+        )
+        assert (await post_signed(bolt.url, again)).status == 200
+        await fake.wait_for(lambda calls: len(fake.thread(GENERAL, said.ts)) == 3)
+    assert posted.params["thread_ts"] == said.ts
+    assert posted.params["channel"] == GENERAL
+    assert retry_headers == [None, "1"]
+
+
+async def test_bolt_block_action_and_view_submission(fake: FakeSlack) -> None:
+    app = bolt_app(fake)
+    clicked: list[dict[str, str]] = []
+
+    @app.action("regenerate")
+    async def regenerate(ack: AsyncAck, body: dict[str, object], action: dict[str, str]) -> None:
+        await ack()
+        clicked.append(action)
+
+    @app.view("key")
+    async def key(ack: AsyncAck, view: dict[str, object]) -> None:
+        await ack(response_action="errors", errors={"key_block": "That key did not work"})
+
+    card = await web_client(fake).chat_postMessage(channel=GENERAL, text="card")
+    click = payloads.block_actions(
+        "regenerate", value="job-1", block_id="card_actions", message_ts=card["ts"]
+    )
+    submit = payloads.view_submission(
+        "key",
+        {"key_block": {"key_input": payloads.plain_text_input_value("sk-secret")}},
+        private_metadata="C0GENERAL",
+    )
+    async with BoltHttp(app) as bolt:
+        answer = await post_signed(bolt.url, payloads.signed_interaction(SECRET, click))
+        assert (answer.status, answer.body) == (200, "")
+        modal = await post_signed(bolt.url, payloads.signed_interaction(SECRET, submit))
+    assert clicked[0]["value"] == "job-1"
+    assert clicked[0]["block_id"] == "card_actions"
+    assert modal.status == 200
+    assert modal.json() == {
+        "response_action": "errors",
+        "errors": {"key_block": "That key did not work"},
+    }
