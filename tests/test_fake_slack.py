@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
-from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest, AsyncRespond, AsyncSay
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient as BaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack import GENERAL, RESPONSE_URL, UPLOAD, FakeSlack, payloads, post_signed
+from tests.fakes.http import serve
+from tests.fakes.slack import (
+    GENERAL,
+    RESPONSE_URL,
+    SOCKET_ACK,
+    UPLOAD,
+    FakeSlack,
+    payloads,
+    post_signed,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
@@ -220,8 +237,6 @@ async def test_messages_ephemerals_reactions_users_and_views(fake: FakeSlack) ->
 
 
 async def test_wait_for_wakes_on_a_call(fake: FakeSlack) -> None:
-    import asyncio
-
     async def later() -> None:
         await web_client(fake).chat_postMessage(channel=GENERAL, text="later")
 
@@ -238,23 +253,12 @@ async def test_wait_for_wakes_on_a_call(fake: FakeSlack) -> None:
 SECRET = "fake-signing-secret"
 
 
-class BoltHttp:
-    """A real AsyncApp served by bolt's own aiohttp server code on 127.0.0.1, port 0."""
-
-    def __init__(self, app: AsyncApp) -> None:
-        self.app = app
-        self.runner = web.AppRunner(app.web_app(path="/slack/events"))
-        self.url = ""
-
-    async def __aenter__(self) -> BoltHttp:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/slack/events"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
+@asynccontextmanager
+async def bolt_http(app: AsyncApp) -> AsyncIterator[str]:
+    """A real AsyncApp served by bolt's own aiohttp code (`app.web_app()`) on port 0;
+    yields the URL of its `/slack/events` endpoint."""
+    async with serve(app.web_app(path="/slack/events")) as base:
+        yield f"{base}/slack/events"
 
 
 def bolt_app(fake: FakeSlack) -> AsyncApp:
@@ -296,8 +300,8 @@ async def test_bolt_acks_a_signed_slash_command_and_responds(fake: FakeSlack) ->
 
     response_url = fake.new_response_url()
     fields = payloads.slash_command("/tm", "a cat & a dog", response_url=response_url)
-    async with BoltHttp(app) as bolt:
-        answer = await post_signed(bolt.url, payloads.signed_form(SECRET, fields))
+    async with bolt_http(app) as events_url:
+        answer = await post_signed(events_url, payloads.signed_form(SECRET, fields))
         # The ack is the HTTP answer itself. ack(text=...) alone answers the bare text as
         # text/plain; with response_type (or blocks) it answers JSON.
         assert answer.status == 200
@@ -305,7 +309,7 @@ async def test_bolt_acks_a_signed_slash_command_and_responds(fake: FakeSlack) ->
         assert answer.headers["Content-Type"].startswith("text/plain")
         responded = await fake.wait_for_call(RESPONSE_URL)
         helped = await post_signed(
-            bolt.url, payloads.signed_form(SECRET, payloads.slash_command("/tm", "help"))
+            events_url, payloads.signed_form(SECRET, payloads.slash_command("/tm", "help"))
         )
         assert helped.json() == {"text": "Usage", "response_type": "ephemeral"}
         assert helped.headers["Content-Type"].startswith("application/json")
@@ -327,10 +331,10 @@ async def test_bolt_rejects_a_bad_signature_with_401(fake: FakeSlack) -> None:
         await ack()
 
     fields = payloads.slash_command("/tm", "x")
-    async with BoltHttp(app) as bolt:
-        forged = await post_signed(bolt.url, payloads.signed_form("wrong-secret", fields))
+    async with bolt_http(app) as events_url:
+        forged = await post_signed(events_url, payloads.signed_form("wrong-secret", fields))
         stale = await post_signed(
-            bolt.url, payloads.signed_form(SECRET, fields, timestamp=int(time.time()) - 600)
+            events_url, payloads.signed_form(SECRET, fields, timestamp=int(time.time()) - 600)
         )
     assert forged.status == 401
     assert stale.status == 401
@@ -350,16 +354,16 @@ async def test_bolt_app_mention_reaches_a_handler_that_replies_in_thread(fake: F
     fake.add_user("U0ALICE00", "alice")
     said = fake.add_user_message(GENERAL, "U0ALICE00", "<@U0BOT0000> a cat")
     event = payloads.app_mention_event("<@U0BOT0000> a cat", ts=said.ts)
-    async with BoltHttp(app) as bolt:
+    async with bolt_http(app) as events_url:
         first = await post_signed(
-            bolt.url, payloads.signed_event(SECRET, payloads.event_callback(event))
+            events_url, payloads.signed_event(SECRET, payloads.event_callback(event))
         )
         assert (first.status, first.body) == (200, "")
         posted = await fake.wait_for_call("chat.postMessage")
         again = payloads.signed_event(
             SECRET, payloads.event_callback(event), retry_num=1, retry_reason="http_timeout"
         )
-        assert (await post_signed(bolt.url, again)).status == 200
+        assert (await post_signed(events_url, again)).status == 200
         await fake.wait_for(lambda calls: len(fake.thread(GENERAL, said.ts)) == 3)
     assert posted.params["thread_ts"] == said.ts
     assert posted.params["channel"] == GENERAL
@@ -388,10 +392,10 @@ async def test_bolt_block_action_and_view_submission(fake: FakeSlack) -> None:
         {"key_block": {"key_input": payloads.plain_text_input_value("sk-secret")}},
         private_metadata="C0GENERAL",
     )
-    async with BoltHttp(app) as bolt:
-        answer = await post_signed(bolt.url, payloads.signed_interaction(SECRET, click))
+    async with bolt_http(app) as events_url:
+        answer = await post_signed(events_url, payloads.signed_interaction(SECRET, click))
         assert (answer.status, answer.body) == (200, "")
-        modal = await post_signed(bolt.url, payloads.signed_interaction(SECRET, submit))
+        modal = await post_signed(events_url, payloads.signed_interaction(SECRET, submit))
     assert clicked[0]["value"] == "job-1"
     assert clicked[0]["block_id"] == "card_actions"
     assert modal.status == 200
@@ -399,3 +403,149 @@ async def test_bolt_block_action_and_view_submission(fake: FakeSlack) -> None:
         "response_action": "errors",
         "errors": {"key_block": "That key did not work"},
     }
+
+
+# ------------------------------------------------------------------ Socket Mode
+
+
+async def test_socket_mode_client_connects_and_acks(fake: FakeSlack) -> None:
+    client = SocketModeClient(app_token=fake.app_token, web_client=web_client(fake))
+
+    async def ack(client: BaseSocketModeClient, request: SocketModeRequest) -> None:
+        await client.send_socket_mode_response(
+            SocketModeResponse(envelope_id=request.envelope_id, payload={"text": "ok"})
+        )
+
+    client.socket_mode_request_listeners.append(ack)
+    try:
+        await client.connect()  # type: ignore[no-untyped-call]
+        envelope = payloads.socket_envelope("slash_commands", payloads.slash_command("/tm", "x"))
+        answer = await fake.socket_send(envelope)
+    finally:
+        await client.close()  # type: ignore[no-untyped-call]
+    assert answer == {"envelope_id": envelope["envelope_id"], "payload": {"text": "ok"}}
+    opened = fake.calls_to("apps.connections.open")[0]
+    assert opened.token == fake.app_token
+    await fake.wait_for(lambda _: fake.socket_connections == 0)
+
+
+async def test_socket_mode_needs_the_app_token(fake: FakeSlack) -> None:
+    with pytest.raises(SlackApiError) as raised:
+        await web_client(fake).apps_connections_open(app_token=fake.bot_token)
+    assert raised.value.response["error"] == "not_allowed_token_type"
+
+
+async def test_bolt_socket_mode_handler_acks_a_slash_command(fake: FakeSlack) -> None:
+    app = AsyncApp(client=web_client(fake))  # no signing secret: Socket Mode is not signed
+    mentioned: list[str] = []
+
+    @app.command("/tm")
+    async def tm(ack: AsyncAck, command: dict[str, str]) -> None:
+        await ack(text=f"Working on: {command['text']}")
+
+    @app.event("app_mention")
+    async def mention(event: dict[str, str], say: AsyncSay) -> None:
+        mentioned.append(event["text"])
+        await say(text="On it", thread_ts=event["ts"])
+
+    handler = AsyncSocketModeHandler(app, app_token=fake.app_token)
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        command = payloads.socket_envelope("slash_commands", payloads.slash_command("/tm", "a cat"))
+        ack = await fake.socket_send(command)
+        assert ack == {
+            "envelope_id": command["envelope_id"],
+            "payload": {"text": "Working on: a cat"},
+        }
+
+        said = fake.add_user_message(GENERAL, "U0ALICE00", "<@U0BOT0000> hi")
+        event = payloads.event_callback(payloads.app_mention_event("<@U0BOT0000> hi", ts=said.ts))
+        event_envelope = payloads.socket_envelope("events_api", event)
+        event_ack = await fake.socket_send(event_envelope)
+        assert "payload" not in event_ack  # events are acked with the envelope_id alone
+        await fake.wait_for(lambda _: len(fake.thread(GENERAL, said.ts)) == 2)
+
+        # Slack asks for a reconnect now and then; the client opens a new connection.
+        await fake.socket_disconnect()
+        # The new connection opens before the old one closes: wait for both to happen.
+        await fake.wait_socket_connected(opened=2)
+        await fake.wait_for(lambda _: fake.socket_connections == 1)
+        again = payloads.socket_envelope("slash_commands", payloads.slash_command("/tm", "dog"))
+        assert (await fake.socket_send(again))["payload"] == {"text": "Working on: dog"}
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+    assert mentioned == ["<@U0BOT0000> hi"]
+    assert len(fake.calls_to("apps.connections.open")) == 2
+    assert [c.params["envelope_id"] for c in fake.calls_to(SOCKET_ACK)] == [
+        command["envelope_id"],
+        event_envelope["envelope_id"],
+        again["envelope_id"],
+    ]
+
+
+async def test_bolt_thread_messages_reactions_and_its_own_messages(fake: FakeSlack) -> None:
+    app = bolt_app(fake)
+    messages: list[dict[str, str]] = []
+    reactions: list[dict[str, object]] = []
+
+    @app.event("message")
+    async def message(event: dict[str, str]) -> None:
+        messages.append(event)
+
+    @app.event("reaction_added")
+    async def reaction(event: dict[str, object]) -> None:
+        reactions.append(event)
+
+    card = await web_client(fake).chat_postMessage(channel=GENERAL, text="card")
+    reply = fake.add_user_message(GENERAL, "U0ALICE00", "make it blue", thread_ts=card["ts"])
+    in_thread = payloads.message_event("make it blue", ts=reply.ts, thread_ts=card["ts"])
+    own = payloads.bot_message_event("card", ts=card["ts"])  # bolt drops the app's own events
+    other_bot = payloads.bot_message_event("hi", ts=fake.next_ts(), bot_id="B0OTHER00", user=None)
+    regen = payloads.reaction_added_event("repeat", item_ts=card["ts"], user="U0BOB0000")
+    async with bolt_http(app) as events_url:
+        for event in (in_thread, own, other_bot, regen):
+            signed = payloads.signed_event(SECRET, payloads.event_callback(event))
+            assert (await post_signed(events_url, signed)).status == 200
+        await fake.wait_for(lambda _: len(messages) == 2 and len(reactions) == 1)
+    assert messages[0]["thread_ts"] == card["ts"]
+    assert messages[0]["user"] == "U0ALICE00"
+    assert messages[1]["subtype"] == "bot_message"
+    assert messages[1]["bot_id"] == "B0OTHER00"
+    assert reactions[0]["item"] == {"type": "message", "channel": GENERAL, "ts": card["ts"]}
+    assert reactions[0]["user"] == "U0BOB0000"
+    assert reactions[0]["item_user"] == "U0BOT0000"
+
+
+SUBPROCESS_CLIENT = """
+import asyncio, os, sys
+from slack_sdk.web.async_client import AsyncWebClient
+
+async def main() -> None:
+    token, base_url = os.environ["SLACK_BOT_TOKEN"], os.environ["SLACK_API_URL"]
+    client = AsyncWebClient(token=token, base_url=base_url)
+    card = await client.chat_postMessage(channel="C0GENERAL", text="from a subprocess")
+    await client.files_upload_v2(
+        channel="C0GENERAL", thread_ts=card["ts"], content=b"png", filename="x.png"
+    )
+    print(card["ts"])
+
+asyncio.run(main())
+"""
+
+
+async def test_a_subprocess_reaches_the_fake_over_http(fake: FakeSlack) -> None:
+    env = {**os.environ, "SLACK_API_URL": fake.api_url, "SLACK_BOT_TOKEN": fake.bot_token}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SUBPROCESS_CLIENT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    card_ts = out.decode().strip()
+    parent, file_message = fake.thread(GENERAL, card_ts)
+    assert parent.text == "from a subprocess"
+    assert fake.file_bytes(file_message.files[0]) == b"png"

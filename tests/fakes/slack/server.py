@@ -115,6 +115,7 @@ class FakeSlack:
         self._tickets = itertools.count(1)
         self._open_tickets: set[str] = set()
         self._sockets: list[_Socket] = []
+        self.socket_connections_opened = 0  # every Socket Mode connection accepted, ever
         self._response_ids = itertools.count(1)
 
     # ---------------------------------------------------------------- lifecycle
@@ -424,6 +425,7 @@ class FakeSlack:
         await ws.prepare(request)
         sock = _Socket(ws, ticket)
         self._sockets.append(sock)
+        self.socket_connections_opened += 1
         hello = {
             "type": "hello",
             "num_connections": self.socket_connections,
@@ -464,8 +466,14 @@ class FakeSlack:
             await self._notify()
         return ws
 
-    async def wait_socket_connected(self, count: int = 1, timeout: float = 5.0) -> None:
-        await self.wait_for(lambda _: self.socket_connections >= count, timeout)
+    async def wait_socket_connected(
+        self, count: int = 1, *, opened: int = 0, timeout: float = 5.0
+    ) -> None:
+        """Until `count` connections are open and `opened` were accepted in all."""
+        await self.wait_for(
+            lambda _: self.socket_connections >= count and self.socket_connections_opened >= opened,
+            timeout,
+        )
 
     async def socket_send(self, envelope: JsonDict, *, timeout: float = 5.0) -> JsonDict:
         """Deliver an envelope on the newest connection and return the app's ack for it."""
