@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest, AsyncRespond, AsyncSay
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
@@ -190,6 +190,24 @@ async def test_429_is_retried_by_the_rate_limit_retry_handler(fake: FakeSlack) -
     calls = fake.calls_to("chat.update")
     assert [(c.status, c.error) for c in calls] == [(429, "ratelimited"), (200, None)]
     assert fake.message(GENERAL, card["ts"]).text == "edit"
+
+
+async def test_unknown_thread_ts_is_taken_as_given_unless_strict(fake: FakeSlack) -> None:
+    unseen = fake.next_ts()  # e.g. a ts that was only ever in an event payload
+    reply = await web_client(fake).chat_postMessage(channel=GENERAL, text="r", thread_ts=unseen)
+    assert [m.ts for m in fake.thread(GENERAL, unseen)] == [reply["ts"]]
+    async with FakeSlack(strict_threads=True) as strict:
+        with pytest.raises(SlackApiError) as raised:
+            await web_client(strict).chat_postMessage(channel=GENERAL, text="r", thread_ts=unseen)
+        assert raised.value.response["error"] == "thread_not_found"
+
+
+async def test_a_failed_upload_url_post_fails_files_upload_v2(fake: FakeSlack) -> None:
+    fake.fail_next(UPLOAD, "upload failed", status=500)
+    with pytest.raises(SlackRequestError, match="status: 500"):
+        await web_client(fake).files_upload_v2(channel=GENERAL, content=PNG, filename="a.png")
+    assert fake.calls_to("files.completeUploadExternal") == []
+    assert fake.messages(GENERAL) == []
 
 
 async def test_messages_ephemerals_reactions_users_and_views(fake: FakeSlack) -> None:

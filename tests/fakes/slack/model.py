@@ -271,7 +271,8 @@ class Clock:
 class Workspace:
     """All state of one fake workspace."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, strict_threads: bool = False) -> None:
+        self.strict_threads = strict_threads
         self.clock = Clock()
         self._ids = itertools.count(1)
         self.users: dict[str, User] = {}
@@ -334,12 +335,18 @@ class Workspace:
         return found
 
     def thread_parent_ts(self, channel_id: str, thread_ts: str | None) -> str | None:
-        """Where a reply lands: replying to a reply joins its parent's thread, as Slack does."""
+        """Where a reply lands: replying to a reply joins its parent's thread, as Slack does.
+
+        A thread_ts the fake has never seen (a message a test put only in an event payload)
+        is taken as given, unless `strict_threads` is set: then it is `thread_not_found`.
+        """
         if thread_ts is None or thread_ts == "":
             return None
         parent = self.messages.get((channel_id, thread_ts))
         if parent is None or parent.deleted:
-            raise SlackError("thread_not_found")
+            if self.strict_threads:
+                raise SlackError("thread_not_found")
+            return thread_ts
         return parent.thread_ts if parent.is_reply else parent.ts
 
     def post(self, channel_id: str, **fields: Any) -> Message:
@@ -356,15 +363,16 @@ class Workspace:
         ]
 
     def thread(self, channel_id: str, ts: str) -> list[Message]:
-        """The parent and its replies, oldest first (empty when there is no such message)."""
+        """The parent and its replies, oldest first; only the replies when the fake never saw
+        the parent (see `thread_parent_ts`)."""
         parent = self.messages.get((channel_id, ts))
-        if parent is None or parent.deleted:
-            return []
         replies = [
             m
             for (c, _), m in self.messages.items()
             if c == channel_id and not m.deleted and m.is_reply and m.thread_ts == ts
         ]
+        if parent is None or parent.deleted:
+            return replies
         return [parent, *replies]
 
     def iter_messages(self) -> Iterator[Message]:

@@ -101,11 +101,15 @@ class FakeSlack:
         bot_token: str = "xoxb-fake-bot-token",  # noqa: S107 - a test token
         app_token: str = "xapp-1-fake-app-token",  # noqa: S107
         files_info_shares_lag: int = 0,
+        strict_threads: bool = False,
     ) -> None:
+        """`files_info_shares_lag`: how many files.info calls per file show no shares yet
+        (Slack shares uploads asynchronously). `strict_threads`: a thread_ts the fake has
+        never seen is `thread_not_found` instead of being taken as given."""
         self.bot_token = bot_token
         self.app_token = app_token
         self.files_info_shares_lag = files_info_shares_lag
-        self.workspace = Workspace()
+        self.workspace = Workspace(strict_threads=strict_threads)
         self.calls: list[Call] = []
         self._faults: defaultdict[str, deque[Fault]] = defaultdict(deque)
         self._seq = itertools.count(1)

@@ -290,7 +290,7 @@ def conversations_replies(ws: Workspace, p: Params, ctx: Context) -> JsonDict:
     channel = ws.channel(p.string("channel"))
     ts = p.required("ts")
     thread = ws.thread(channel.id, ts)
-    if not thread:
+    if not thread or thread[0].ts != ts:
         raise SlackError("thread_not_found")
     messages = [ws.thread_summary(thread[0]), *(m.to_api() for m in thread[1:])]
     return {"messages": messages, "has_more": False}
