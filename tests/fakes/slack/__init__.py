@@ -4,6 +4,7 @@ See README.md next to the `fakes` package for how to use it.
 """
 
 from . import payloads
+from .calls import RESPONSE_URL, SOCKET_ACK, UPLOAD, Call, Fault
 from .model import (
     APP_ID,
     BOT_ID,
@@ -18,7 +19,7 @@ from .model import (
     Workspace,
 )
 from .payloads import AppAnswer, SignedRequest, post_signed, signature
-from .server import RESPONSE_URL, SOCKET_ACK, UPLOAD, Call, FakeSlack, Fault
+from .server import FakeSlack
 
 __all__ = [
     "APP_ID",

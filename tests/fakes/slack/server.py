@@ -9,80 +9,32 @@ long as the test that owns it keeps its event loop running (awaits something).
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 import json
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
-from typing import Any, Self, TypeVar
-from urllib.parse import parse_qsl
+from typing import Self, TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .calls import (
+    APP_TOKEN_METHODS,
+    RESPONSE_URL,
+    SOCKET_ACK,
+    UPLOAD,
+    Call,
+    Fault,
+    bearer,
+    frozen,
+    headers_without_auth,
+    read_params,
+)
 from .model import APP_ID, Channel, JsonDict, Message, SlackError, User, Workspace
 from .webapi import METHODS, Context, Params
 
 T = TypeVar("T")
-
-# Names under which calls that are not Web API methods are recorded (and faults queued).
-UPLOAD = "upload"  # the bytes posted to an upload URL from files.getUploadURLExternal
-RESPONSE_URL = "response_url"  # a POST to a response_url (bolt's respond())
-SOCKET_ACK = "socket_ack"  # an acknowledgement the app sent over Socket Mode
-
-APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
-
-
-def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(copy.deepcopy(dict(value)))
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request the fake received, and what it answered."""
-
-    seq: int
-    method: str  # "chat.postMessage", or UPLOAD / RESPONSE_URL / SOCKET_ACK
-    params: Mapping[str, Any]  # query + form/JSON body, merged; JSON-ish values as sent
-    headers: Mapping[str, str]  # request headers without Authorization
-    token: str | None  # the bearer token (or `token` parameter) the call carried
-    body: bytes  # the raw body (the file bytes for UPLOAD)
-    status: int  # the HTTP status answered
-    response: Mapping[str, Any]  # the JSON answered (or {"text": ...} for text answers)
-    file_bytes: bytes | None = None  # bytes of an uploaded file (UPLOAD or multipart)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.response.get("ok"))
-
-    @property
-    def error(self) -> str | None:
-        error = self.response.get("error")
-        return str(error) if error is not None else None
-
-    def param_json(self, name: str) -> Any:
-        """A structured parameter decoded whether it came as JSON text (form) or JSON."""
-        value = self.params.get(name)
-        return json.loads(value) if isinstance(value, str) and value else value
-
-    def everything(self) -> str:
-        """All text the call carried, for "this secret is in no call" assertions."""
-        return "\n".join(
-            [
-                self.method,
-                json.dumps(dict(self.params), default=str),
-                json.dumps(dict(self.headers)),
-                self.body.decode("utf-8", "replace"),
-            ]
-        )
-
-
-@dataclass(frozen=True)
-class Fault:
-    error: str
-    status: int = 200
-    retry_after: int | None = None
 
 
 @dataclass
@@ -313,19 +265,19 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params, raw, file_bytes = await _read_params(request)
-        token = _bearer(request) or (params.pop("token", None) or None)
+        params, raw, file_bytes = await read_params(request)
+        token = bearer(request) or (params.pop("token", None) or None)
         status, body, headers = self._answer(method, params, token)
         await self._record(
             Call(
                 seq=next(self._seq),
                 method=method,
-                params=_frozen(params),
-                headers=_headers_without_auth(request),
+                params=frozen(params),
+                headers=headers_without_auth(request),
                 token=token,
                 body=raw,
                 status=status,
-                response=_frozen(body),
+                response=frozen(body),
                 file_bytes=file_bytes,
             )
         )
@@ -365,7 +317,7 @@ class FakeSlack:
     async def _upload(self, request: web.Request) -> web.Response:
         """The upload URL: takes the raw bytes (or a multipart `file` part), answers text."""
         file_id = request.match_info["file_id"]
-        params, raw, file_bytes = await _read_params(request)
+        params, raw, file_bytes = await read_params(request)
         data = file_bytes if file_bytes is not None else raw
         file = self.workspace.files.get(file_id)
         fault = self._take_fault(UPLOAD)
@@ -380,12 +332,12 @@ class FakeSlack:
             Call(
                 seq=next(self._seq),
                 method=UPLOAD,
-                params=_frozen({**params, "file_id": file_id}),
-                headers=_headers_without_auth(request),
-                token=_bearer(request),
+                params=frozen({**params, "file_id": file_id}),
+                headers=headers_without_auth(request),
+                token=bearer(request),
                 body=raw,
                 status=status,
-                response=_frozen({"ok": status == 200, "text": text}),
+                response=frozen({"ok": status == 200, "text": text}),
                 file_bytes=data,
             )
         )
@@ -404,12 +356,12 @@ class FakeSlack:
             Call(
                 seq=next(self._seq),
                 method=RESPONSE_URL,
-                params=_frozen(params),
-                headers=_headers_without_auth(request),
-                token=_bearer(request),
+                params=frozen(params),
+                headers=headers_without_auth(request),
+                token=bearer(request),
                 body=raw,
                 status=status,
-                response=_frozen({"ok": status == 200, "text": text}),
+                response=frozen({"ok": status == 200, "text": text}),
             )
         )
         return web.Response(status=status, text=text, content_type="text/plain")
@@ -451,7 +403,7 @@ class FakeSlack:
                     Call(
                         seq=next(self._seq),
                         method=SOCKET_ACK,
-                        params=_frozen(ack),
+                        params=frozen(ack),
                         headers=MappingProxyType({}),
                         token=None,
                         body=msg.data.encode(),
@@ -501,40 +453,6 @@ class FakeSlack:
         for sock in list(self._sockets):
             if not sock.ws.closed:
                 await sock.ws.send_str(json.dumps(message))
-
-
-def _bearer(request: web.Request) -> str | None:
-    value = request.headers.get("Authorization", "")
-    return value[len("Bearer ") :] if value.startswith("Bearer ") else None
-
-
-def _headers_without_auth(request: web.Request) -> Mapping[str, str]:
-    return MappingProxyType(
-        {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
-    )
-
-
-async def _read_params(request: web.Request) -> tuple[JsonDict, bytes, bytes | None]:
-    """Query string + body (JSON, form or multipart) as one dict; the raw body; file bytes."""
-    params: JsonDict = dict(request.query)
-    file_bytes: bytes | None = None
-    if request.content_type.startswith("multipart/"):
-        form = await request.post()
-        for name, value in form.items():
-            if isinstance(value, web.FileField):
-                file_bytes = value.file.read()
-                params.setdefault("filename", value.filename)
-            else:
-                params[name] = value
-        return params, b"", file_bytes
-    raw = await request.read()
-    if request.content_type == "application/json" and raw:
-        body = json.loads(raw)
-        if isinstance(body, dict):
-            params.update(body)
-    elif request.content_type == "application/x-www-form-urlencoded":
-        params.update(parse_qsl(raw.decode(), keep_blank_values=True))
-    return params, raw, file_bytes
 
 
 __all__ = ["RESPONSE_URL", "SOCKET_ACK", "UPLOAD", "Call", "FakeSlack", "Fault"]
