@@ -109,6 +109,9 @@ async def test_card_edit_and_upload_into_its_thread(fake: FakeSlack) -> None:
     assert complete.params["thread_ts"] == card_ts
     assert complete.params["initial_comment"] == "Here it is"
     assert complete.param_json("files") == [{"id": file_id, "title": "cat.png"}]
+    assert [c.method for c in fake.calls_containing("Here it is")] == [
+        "files.completeUploadExternal"
+    ]
 
     # The card's thread holds one reply: the file message, with the comment.
     parent, *replies = fake.thread(GENERAL, card_ts)
@@ -414,6 +417,7 @@ async def test_bolt_block_action_and_view_submission(fake: FakeSlack) -> None:
         answer = await post_signed(events_url, payloads.signed_interaction(SECRET, click))
         assert (answer.status, answer.body) == (200, "")
         modal = await post_signed(events_url, payloads.signed_interaction(SECRET, submit))
+    assert fake.calls_containing("sk-secret") == []  # the key went to the app, not Slack
     assert clicked[0]["value"] == "job-1"
     assert clicked[0]["block_id"] == "card_actions"
     assert modal.status == 200

@@ -205,9 +205,11 @@ def message_event(
     user: str = "U0ALICE00",
     channel: str = "C0GENERAL",
     thread_ts: str | None = None,
+    parent_user_id: str = BOT_USER_ID,
     channel_type: str = "channel",
 ) -> JsonDict:
-    """A person's message in a channel (`thread_ts` set for a thread reply)."""
+    """A person's message in a channel; with `thread_ts` a reply in the thread of a message
+    by `parent_user_id`."""
     event: JsonDict = {
         "type": "message",
         "client_msg_id": str(uuid.uuid4()),
@@ -222,7 +224,7 @@ def message_event(
     }
     if thread_ts is not None:
         event["thread_ts"] = thread_ts
-        event["parent_user_id"] = user
+        event["parent_user_id"] = parent_user_id
     return event
 
 

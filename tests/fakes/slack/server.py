@@ -200,6 +200,10 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
+    def calls_containing(self, text: str) -> list[Call]:
+        """Every call that carried `text` anywhere (params, headers, body): for secrets."""
+        return [c for c in self.calls if text in c.everything()]
+
     def mark(self) -> int:
         """The seq of the latest call; pass as `after=` to wait only for newer calls."""
         return self.calls[-1].seq if self.calls else 0
