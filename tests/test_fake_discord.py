@@ -1,0 +1,471 @@
+"""The real discord.py client against the local fake Discord (tests/fakes/discord)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from tests.fakes.discord import FakeDiscord
+
+MESSAGES = "/channels/{channel_id}/messages"
+CALLBACK = "/interactions/{interaction_id}/{interaction_token}/callback"
+FOLLOWUP = "/webhooks/{webhook_id}/{webhook_token}"
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        yield server
+
+
+def make_client(**options: Any) -> discord.Client:
+    intents = options.pop("intents", discord.Intents.default())
+    # discord.py waits guild_ready_timeout (2 s by default) after the last GUILD_CREATE
+    # before it fires on_ready; the fake sends them all at once.
+    return discord.Client(intents=intents, guild_ready_timeout=0.05, **options)
+
+
+@asynccontextmanager
+async def connected(fake: FakeDiscord, client: discord.Client) -> AsyncIterator[discord.Client]:
+    """Log in and connect ``client`` to the fake; always close it (no unclosed sessions)."""
+    with fake.patch_discord():
+        task: asyncio.Task[None] | None = None
+        try:
+            await client.login(fake.token)
+            task = asyncio.create_task(client.connect(reconnect=False))
+            async with asyncio.timeout(TIMEOUT):
+                await client.wait_until_ready()
+            yield client
+        finally:
+            await client.close()
+            if task is not None:
+                await task
+
+
+def general(fake: FakeDiscord, client: discord.Client) -> discord.TextChannel:
+    assert fake.guild is not None
+    channel = client.get_channel(fake.guild.text_channel("general").id)
+    assert isinstance(channel, discord.TextChannel)
+    return channel
+
+
+async def test_json_answers_have_the_exact_content_type_and_need_the_bot_token(
+    fake: FakeDiscord,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        auth = {"Authorization": f"Bot {fake.token}"}
+        async with session.get(fake.api_url + "/users/@me", headers=auth) as ok:
+            assert ok.status == 200
+            assert ok.headers["Content-Type"] == "application/json"
+            assert (await ok.json())["id"] == str(fake.bot.id)
+        async with session.get(fake.api_url + "/users/@me") as denied:
+            assert denied.status == 401
+            assert denied.headers["Content-Type"] == "application/json"
+            assert await denied.json() == {"message": "401: Unauthorized", "code": 0}
+        async with session.get(fake.api_url + "/nowhere", headers=auth) as missing:
+            assert missing.status == 404
+    assert [(c.method, c.route, c.status) for c in fake.calls] == [
+        ("GET", "/users/@me", 200),
+        ("GET", "/users/@me", 401),
+        ("GET", "?", 404),
+    ]
+    assert all("Authorization" not in c.headers for c in fake.calls)
+
+
+async def test_a_wrong_token_is_a_login_failure(fake: FakeDiscord) -> None:
+    client = make_client()
+    with fake.patch_discord():
+        try:
+            with pytest.raises(discord.LoginFailure):
+                await client.login("not-the-token")
+        finally:
+            await client.close()
+
+
+async def test_patch_discord_sets_and_restores_the_class_urls(fake: FakeDiscord) -> None:
+    base, gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    with fake.patch_discord():
+        assert Route.BASE == fake.api_url
+        assert str(DiscordWebSocket.DEFAULT_GATEWAY) == fake.gateway_url
+        assert Route("GET", "/users/@me").url == fake.api_url + "/users/@me"
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (base, gateway)
+
+
+async def test_client_logs_in_identifies_and_caches_the_guild(fake: FakeDiscord) -> None:
+    assert fake.guild is not None
+    member_user = fake.add_user("alice")
+    mods = fake.guild.add_role("mods", discord.Permissions(manage_messages=True).value)
+    fake.guild.add_member(member_user, [mods])
+    intents = discord.Intents.default()
+    intents.message_content = True
+    intents.members = True  # without it discord.py caches no other member from GUILD_CREATE
+    async with connected(fake, make_client(intents=intents)) as client:
+        assert client.user is not None and client.user.id == fake.bot.id
+        assert client.application_id == fake.application_id
+        guild = client.get_guild(fake.guild.id)
+        assert guild is not None and guild.name == "Test Guild"
+        assert [c.name for c in guild.text_channels] == ["general"]
+        alice = guild.get_member(member_user.id)
+        assert alice is not None and [r.name for r in alice.roles] == ["@everyone", "mods"]
+        assert alice.guild_permissions.manage_messages
+        assert guild.me.guild_permissions.attach_files
+        assert not guild.me.guild_permissions.manage_messages
+        assert guild.filesize_limit == 10 * 1024 * 1024
+        assert guild.owner_id == fake.owner.id
+    assert fake.identifies[-1]["intents"] == intents.value
+    assert [c.route for c in fake.calls[:2]] == ["/users/@me", "/oauth2/applications/@me"]
+
+
+async def test_autosharded_client_finds_the_gateway_through_gateway_bot(
+    fake: FakeDiscord,
+) -> None:
+    client = discord.AutoShardedClient(
+        intents=discord.Intents.default(), guild_ready_timeout=0.05
+    )
+    async with connected(fake, client):
+        assert client.shard_count == 1
+    assert fake.calls_to("GET", "/gateway/bot")
+
+
+async def test_the_gateway_resumes_after_a_reconnect_request(fake: FakeDiscord) -> None:
+    async with connected(fake, make_client()) as client:
+        session = await fake.wait_ready()
+        resumed = client.wait_for("resumed", timeout=TIMEOUT)
+        await fake.send_op(7)  # RECONNECT: discord.py reconnects to resume_gateway_url
+        await resumed
+        assert session.ws is not None
+        reaction = client.wait_for("raw_reaction_add", timeout=TIMEOUT)
+        message = fake.message("still there?")
+        assert await fake.dispatch("MESSAGE_REACTION_ADD", fake.reaction(message)) == 1
+        assert (await reaction).message_id == int(message["id"])
+    assert len(fake.identifies) == 1
+
+
+class TasteBot(discord.Client):
+    """A client with a command tree, synced to the fake's guild in setup_hook."""
+
+    def __init__(self, guild_id: int) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+        self.tree = app_commands.CommandTree(self)
+        self.guild_id = guild_id
+        self.seen: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def setup_hook(self) -> None:
+        self.tree.copy_global_to(guild=discord.Object(self.guild_id))
+        await self.tree.sync(guild=discord.Object(self.guild_id))
+
+
+def taste_tree(client: TasteBot) -> None:
+    @client.tree.command(name="taste", description="Generate an image")
+    @app_commands.describe(brief="What to draw", ar="Aspect ratio")
+    @app_commands.choices(
+        ar=[app_commands.Choice(name="square", value="1:1"), app_commands.Choice(name="portrait", value="3:4")]
+    )
+    async def taste(
+        interaction: discord.Interaction, brief: str, ar: app_commands.Choice[str], count: int = 1
+    ) -> None:
+        await interaction.response.defer()
+        embed = discord.Embed(title="Queued", description=brief)
+        sent = await interaction.followup.send(embed=embed, wait=True)
+        await client.seen.put((brief, ar, count, sent))
+
+
+async def test_slash_command_defer_followup_thread_upload_nonce_and_edit(
+    fake: FakeDiscord,
+) -> None:
+    assert fake.guild is not None
+    client = TasteBot(fake.guild.id)
+    taste_tree(client)
+    async with connected(fake, client):
+        synced = fake.guild_commands[fake.guild.id]
+        assert [c["name"] for c in synced] == ["taste"]
+        ar = next(o for o in synced[0]["options"] if o["name"] == "ar")
+        assert ar["choices"] == [{"name": "square", "value": "1:1"}, {"name": "portrait", "value": "3:4"}]
+
+        await fake.dispatch(
+            "INTERACTION_CREATE", fake.slash_command("taste", {"brief": "x", "ar": "3:4", "count": 2})
+        )
+        async with asyncio.timeout(TIMEOUT):
+            brief, choice, count, sent = await client.seen.get()
+        assert (brief, choice.value, choice.name, count) == ("x", "3:4", "portrait", 2)
+
+        defer = fake.calls_to("POST", CALLBACK)[0]
+        assert defer.json == {"type": 5} and "Authorization" not in defer.headers
+        followup = fake.calls_to("POST", FOLLOWUP)[0]
+        assert followup.json["embeds"][0]["title"] == "Queued"
+        assert followup.query["wait"] == "1"
+        # The first followup after a defer replaces the "thinking" message.
+        assert isinstance(sent, discord.WebhookMessage)
+        assert sent.embeds[0].description == "x" and not sent.flags.loading
+
+        # A followup's WebhookMessage has no guild (its channel is a PartialMessageable),
+        # so discord.py refuses create_thread on it: go through the cached channel.
+        assert sent.guild is None
+        parent = general(fake, client)
+        thread = await parent.get_partial_message(sent.id).create_thread(
+            name="x", reason="brief thread"
+        )
+        assert thread.id == sent.id and thread.parent_id == sent.channel.id
+        made = fake.calls_to("POST", MESSAGES + "/{message_id}/threads")[0]
+        assert made.audit_log_reason == "brief thread"
+        png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+        async def upload() -> discord.Message:
+            return await thread.send(
+                "done",
+                file=discord.File(io.BytesIO(png), filename="taste.png"),
+                nonce="gen-42",
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+
+        first = await upload()
+        again = await upload()
+        assert again.id == first.id
+        assert [m["id"] for m in fake.channel_messages(thread.id)] == [str(first.id)]
+        call = fake.calls_to("POST", MESSAGES)[0]
+        assert call.params["channel_id"] == str(thread.id)
+        assert [(f.field, f.filename, f.data) for f in call.files] == [
+            ("files[0]", "taste.png", png)
+        ]
+        assert call.json["allowed_mentions"] == {"parse": []}
+        assert call.json["nonce"] == "gen-42" and call.json["enforce_nonce"] is True
+        assert first.attachments[0].size == len(png)
+        assert await first.attachments[0].read() == png
+
+        edited = await first.edit(embed=discord.Embed(title="Final"))
+        assert edited.edited_at is not None
+        patch = fake.calls_to("PATCH", MESSAGES + "/{message_id}")[0]
+        assert patch.json["embeds"][0]["title"] == "Final"
+        assert fake.messages[first.id]["embeds"][0]["title"] == "Final"
+
+
+async def test_the_fake_answers_a_second_callback_like_discord(fake: FakeDiscord) -> None:
+    assert fake.guild is not None
+    client = TasteBot(fake.guild.id)
+    errors: asyncio.Queue[BaseException] = asyncio.Queue()
+
+    @client.tree.command(name="ping", description="twice")
+    async def ping(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("pong")
+        response = interaction.response
+        response._response_type = None  # pretend we forgot; Discord refuses the second one
+        try:
+            await interaction.response.send_message("again")
+        except discord.HTTPException as exc:
+            await errors.put(exc)
+
+    async with connected(fake, client):
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("ping"))
+        async with asyncio.timeout(TIMEOUT):
+            exc = await errors.get()
+    assert isinstance(exc, discord.HTTPException) and exc.code == 40060
+    assert [m["content"] for m in fake.messages.values()] == ["pong"]
+
+
+async def test_on_raw_reaction_add_fires_for_an_injected_reaction(fake: FakeDiscord) -> None:
+    alice = fake.add_user("alice")
+    async with connected(fake, make_client()) as client:
+        sent = await general(fake, client).send("react to me")
+        waiter = client.wait_for("raw_reaction_add", check=lambda p: p.user_id == alice.id)
+        await fake.dispatch("MESSAGE_REACTION_ADD", fake.reaction(sent.id, "👍", alice))
+        async with asyncio.timeout(TIMEOUT):
+            payload = await waiter
+        assert payload.message_id == sent.id and payload.emoji.name == "👍"
+        assert payload.member is not None and payload.member.id == alice.id
+        assert payload.message_author_id == fake.bot.id
+
+        own = client.wait_for("raw_reaction_add", timeout=TIMEOUT)
+        await sent.add_reaction("✅")
+        assert (await own).user_id == fake.bot.id
+        assert fake.calls_to("PUT", MESSAGES + "/{message_id}/reactions/{emoji}/@me")[0].params[
+            "emoji"
+        ] == "✅"
+
+
+class Persistent(discord.ui.View):
+    def __init__(self, pressed: asyncio.Queue[str]) -> None:
+        super().__init__(timeout=None)
+        self.pressed = pressed
+
+    @discord.ui.button(label="Retry", custom_id="tmbot:retry", style=discord.ButtonStyle.primary)
+    async def retry(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await interaction.response.defer()
+        await self.pressed.put(button.custom_id or "")
+
+
+class Again(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"tmbot:again:(?P<gen>\w+)"):
+    pressed: asyncio.Queue[str] = asyncio.Queue()
+
+    def __init__(self, gen: str) -> None:
+        super().__init__(discord.ui.Button(label="Again", custom_id=f"tmbot:again:{gen}"))
+        self.gen = gen
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> Again:
+        return cls(match["gen"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.edit_message(content=f"again {self.gen}")
+        await self.pressed.put(self.gen)
+
+
+async def test_persistent_view_and_dynamic_item_receive_button_presses(
+    fake: FakeDiscord,
+) -> None:
+    pressed: asyncio.Queue[str] = asyncio.Queue()
+    Again.pressed = asyncio.Queue()
+    client = make_client()
+    client.add_view(Persistent(pressed))
+    client.add_dynamic_items(Again)
+    async with connected(fake, client):
+        view = discord.ui.View(timeout=None)
+        view.add_item(discord.ui.Button(label="Retry", custom_id="tmbot:retry"))
+        view.add_item(Again("g7"))
+        sent = await general(fake, client).send("result", view=view)
+        stored = fake.messages[sent.id]
+        assert [c["custom_id"] for c in stored["components"][0]["components"]] == [
+            "tmbot:retry",
+            "tmbot:again:g7",
+        ]
+
+        await fake.dispatch("INTERACTION_CREATE", fake.button_press(sent.id, "tmbot:retry"))
+        async with asyncio.timeout(TIMEOUT):
+            assert await pressed.get() == "tmbot:retry"
+        await fake.dispatch("INTERACTION_CREATE", fake.button_press(sent.id, "tmbot:again:g7"))
+        async with asyncio.timeout(TIMEOUT):
+            assert await Again.pressed.get() == "g7"
+    kinds = [c.json["type"] for c in fake.calls_to("POST", CALLBACK)]
+    assert kinds == [6, 7]
+    assert fake.messages[sent.id]["content"] == "again g7"
+
+
+class BriefModal(discord.ui.Modal, title="Edit brief"):
+    brief: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Brief", custom_id="brief")
+
+    def __init__(self, submitted: asyncio.Queue[str]) -> None:
+        super().__init__(custom_id="tmbot:brief-modal")
+        self.submitted = submitted
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("thanks", ephemeral=True)
+        await self.submitted.put(self.brief.value)
+
+
+async def test_modal_sent_and_submitted(fake: FakeDiscord) -> None:
+    assert fake.guild is not None
+    submitted: asyncio.Queue[str] = asyncio.Queue()
+    client = TasteBot(fake.guild.id)
+
+    @client.tree.command(name="edit", description="Edit a brief")
+    async def edit(interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(BriefModal(submitted))
+
+    async with connected(fake, client):
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("edit"))
+        modal_call = await fake.wait_for(lambda c: c.route == CALLBACK and c.json["type"] == 9)
+        data = modal_call.json["data"]
+        assert data["custom_id"] == "tmbot:brief-modal" and data["title"] == "Edit brief"
+        submit = fake.modal_submit(data["custom_id"], {"brief": "a red fox"})
+        await fake.dispatch("INTERACTION_CREATE", submit)
+        async with asyncio.timeout(TIMEOUT):
+            assert await submitted.get() == "a red fox"
+    answer = fake.calls_to("POST", CALLBACK)[-1]
+    assert answer.json == {
+        "type": 4,
+        "data": {"content": "thanks", "tts": False, "flags": 64},
+    } or (answer.json["type"] == 4 and answer.json["data"]["flags"] & 64)
+
+
+async def test_rate_limited_calls_are_retried_by_discord_py(fake: FakeDiscord) -> None:
+    async with connected(fake, make_client()) as client:
+        fake.rate_limit_next(MESSAGES, retry_after=0.05, method="POST")
+        sent = await general(fake, client).send("after a 429")
+        assert sent.content == "after a 429"
+    statuses = [c.status for c in fake.calls_to("POST", MESSAGES)]
+    assert statuses == [429, 200]
+    assert len(fake.channel_messages(sent.channel.id)) == 1
+
+
+async def test_injected_errors_become_discord_py_exceptions(fake: FakeDiscord) -> None:
+    assert fake.guild is not None
+    fake.guild.filesize_limit = 1024
+    async with connected(fake, make_client()) as client:
+        channel = general(fake, client)
+        with pytest.raises(discord.HTTPException) as too_big:
+            await channel.send(file=discord.File(io.BytesIO(b"x" * 2048), filename="big.png"))
+        assert (too_big.value.status, too_big.value.code) == (413, 40005)
+
+        fake.fail_next(MESSAGES, 403, 50013, "Missing Permissions", method="POST")
+        with pytest.raises(discord.Forbidden) as forbidden:
+            await channel.send("nope")
+        assert forbidden.value.code == 50013
+
+        with pytest.raises(discord.HTTPException) as empty:
+            await channel.send()
+        assert empty.value.code == 50006
+    assert fake.channel_messages(channel.id) == []
+
+
+async def test_a_mention_reaches_on_message_without_the_content_intent(fake: FakeDiscord) -> None:
+    alice = fake.add_user("alice")
+    async with connected(fake, make_client()) as client:
+        assert client.user is not None
+        got = client.wait_for("message", check=lambda m: m.author.id == alice.id)
+        await fake.dispatch("MESSAGE_CREATE", fake.message("no mention here", author=alice))
+        async with asyncio.timeout(TIMEOUT):
+            plain = await got
+        assert plain.content == ""  # no MESSAGE_CONTENT intent: Discord blanks it
+
+        got = client.wait_for("message", check=lambda m: m.author.id == alice.id)
+        await fake.dispatch(
+            "MESSAGE_CREATE", fake.message(f"{fake.bot.mention} draw a cat", author=alice)
+        )
+        async with asyncio.timeout(TIMEOUT):
+            message = await got
+        assert message.content == f"<@{fake.bot.id}> draw a cat"
+        assert client.user.mentioned_in(message)
+        assert isinstance(message.author, discord.Member)
+
+        sent = await general(fake, client).send("thread parent")
+        thread = await sent.create_thread(name="talk")
+        got = client.wait_for("message", check=lambda m: m.author.id == alice.id)
+        reply = fake.message(f"<@{fake.bot.id}> again", author=alice, channel=thread.id, reply_to=sent.id)
+        await fake.dispatch("MESSAGE_CREATE", reply)
+        async with asyncio.timeout(TIMEOUT):
+            in_thread = await got
+        assert isinstance(in_thread.channel, discord.Thread)
+        assert in_thread.channel.parent_id == sent.channel.id
+        assert in_thread.reference is not None and in_thread.reference.message_id == sent.id
+
+
+async def test_wait_for_sees_calls_made_before_and_after(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+
+        async def get_me() -> None:
+            headers = {"Authorization": f"Bot {fake.token}"}
+            async with session.get(fake.api_url + "/users/@me", headers=headers) as r:
+                await r.read()
+
+        await get_me()
+        assert (await fake.wait_for_call("GET", "/users/@me")).seq == 0
+        later: Callable[[Any], bool] = lambda c: c.seq == 1  # noqa: E731
+        waiter = asyncio.create_task(fake.wait_for(later))
+        await get_me()
+        assert (await waiter).route == "/users/@me"
+        with pytest.raises(TimeoutError):
+            await fake.wait_for(lambda c: c.seq == 5, timeout=0.05)
+
