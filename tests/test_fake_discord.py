@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -484,3 +486,114 @@ async def test_wait_for_sees_calls_made_before_and_after(fake: FakeDiscord) -> N
         assert (await waiter).route == "/users/@me"
         with pytest.raises(TimeoutError):
             await fake.wait_for(lambda c: c.seq == 5, timeout=0.05)
+
+
+async def test_privileged_intents_not_enabled_for_the_app_close_the_gateway(
+    fake: FakeDiscord,
+) -> None:
+    fake.privileged_intents = 0
+    intents = discord.Intents.default()
+    intents.message_content = True
+    client = make_client(intents=intents)
+    with fake.patch_discord():
+        try:
+            await client.login(fake.token)
+            with pytest.raises(discord.PrivilegedIntentsRequired):
+                await client.connect()
+        finally:
+            await client.close()
+
+
+class QuickReidentify(discord.Client):
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py sleeps 5 s before every non-initial IDENTIFY; the fake needs no pause."""
+
+
+async def test_an_invalidated_session_identifies_again_on_the_default_gateway(
+    fake: FakeDiscord,
+) -> None:
+    client = QuickReidentify(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    async with connected(fake, client):
+        ready = client.wait_for("ready", timeout=TIMEOUT)
+        await fake.send_op(9, False)  # INVALID_SESSION, not resumable
+        await ready
+        assert len(fake.identifies) == 2
+        assert len([s for s in fake.sessions.values() if s.ws is not None]) == 1
+
+
+async def test_autocomplete_request_and_choices(fake: FakeDiscord) -> None:
+    assert fake.guild is not None
+    client = TasteBot(fake.guild.id)
+
+    async def styles(interaction: discord.Interaction, current: str) -> list[Any]:
+        return [app_commands.Choice(name=s, value=s) for s in ("cat", "castle") if current in s]
+
+    @client.tree.command(name="style", description="Pick a style")
+    @app_commands.autocomplete(name=styles)
+    async def style(interaction: discord.Interaction, name: str) -> None:
+        await interaction.response.send_message(name)
+
+    async with connected(fake, client):
+        request = fake.autocomplete("style", {"name": "cas"}, focused="name")
+        assert request["type"] == 4
+        await fake.dispatch("INTERACTION_CREATE", request)
+        answer = await fake.wait_for(lambda c: c.route == CALLBACK)
+    assert answer.json == {"type": 8, "data": {"choices": [{"name": "castle", "value": "castle"}]}}
+
+
+async def test_direct_messages_keep_their_content_and_reach_a_dm_channel(
+    fake: FakeDiscord,
+) -> None:
+    alice = fake.add_user("alice")
+    async with connected(fake, make_client()) as client:
+        got = client.wait_for("message", check=lambda m: m.author.id == alice.id)
+        dm = fake.message("hello bot", author=alice, channel=fake.dm_channel(alice))
+        await fake.dispatch("MESSAGE_CREATE", dm)
+        async with asyncio.timeout(TIMEOUT):
+            message = await got
+        assert isinstance(message.channel, discord.DMChannel)
+        assert message.content == "hello bot" and message.guild is None
+        await message.channel.send("hi alice")
+        user = await client.fetch_user(alice.id)
+        channel = await user.create_dm()
+        assert channel.id == message.channel.id
+    assert [m["content"] for m in fake.channel_messages(channel.id)] == ["hello bot", "hi alice"]
+
+
+SUBPROCESS_BOT = """
+import asyncio, os, sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+import discord, yarl
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+Route.BASE = os.environ["DISCORD_API_URL"]
+
+async def main():
+    client = discord.Client(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    await client.login(os.environ["DISCORD_TOKEN"])
+    _, url, _ = await client.http.get_bot_gateway()
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+    task = asyncio.create_task(client.connect(reconnect=False))
+    await asyncio.wait_for(client.wait_until_ready(), 10)
+    print(client.user.id, [g.name for g in client.guilds], flush=True)
+    await client.close()
+    await task
+
+asyncio.run(main())
+"""
+
+
+async def test_a_separate_process_reaches_the_fake_through_its_api_url(
+    fake: FakeDiscord,
+) -> None:
+    env = {**os.environ, "DISCORD_API_URL": fake.api_url, "DISCORD_TOKEN": fake.token}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SUBPROCESS_BOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().split() == [str(fake.bot.id), "['Test", "Guild']"]
+    assert fake.identifies and fake.calls_to("GET", "/gateway/bot")

@@ -40,6 +40,7 @@ from .model import (
 )
 
 API_PREFIX = "/api/v10"
+PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
 NONCE_WINDOW_SECONDS = 300.0  # Discord: "a few minutes"
 MAX_CONTENT = 2000
 EPHEMERAL = 1 << 6
@@ -72,7 +73,7 @@ class Request:
     json: Any
     files: tuple[UploadedFile, ...]
 
-    def int(self, name: str) -> int:
+    def snowflake(self, name: str) -> int:
         try:
             return int(self.params[name])
         except ValueError:
@@ -130,6 +131,8 @@ class FakeDiscord(EventBuilders):
     ) -> None:
         self.token = token
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        # The privileged intents switched on for the app in the developer portal.
+        self.privileged_intents = PRIVILEGED_INTENTS
         self.snowflake = Snowflakes()
         self.application_id = self.snowflake()
         self.bot = FakeUser(self.snowflake(), bot_name, bot=True)
@@ -222,9 +225,7 @@ class FakeDiscord(EventBuilders):
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -429,7 +430,7 @@ class FakeDiscord(EventBuilders):
         return 200, self._me()
 
     async def _get_user(self, req: Request) -> tuple[int, Any]:
-        user = self.users.get(req.int("user_id"))
+        user = self.users.get(req.snowflake("user_id"))
         if user is None:
             raise ApiError(404, 10013, "Unknown User")
         return 200, user.payload()
@@ -474,11 +475,11 @@ class FakeDiscord(EventBuilders):
         return 200, self.application_payload()
 
     def _command_list(self, req: Request) -> tuple[list[JSON], int | None]:
-        if req.int("application_id") != self.application_id:
+        if req.snowflake("application_id") != self.application_id:
             raise ApiError(403, 50001, "Missing Access")
         if "guild_id" not in req.params:
             return self.global_commands, None
-        guild_id = req.int("guild_id")
+        guild_id = req.snowflake("guild_id")
         if guild_id not in self.guilds:
             raise ApiError(403, 50001, "Missing Access")
         return self.guild_commands.setdefault(guild_id, []), guild_id
@@ -524,9 +525,9 @@ class FakeDiscord(EventBuilders):
     def _find_interaction(self, req: Request, id_param: str, token_param: str) -> FakeInteraction:
         token = req.params[token_param]
         found = next((i for i in self.interactions.values() if i.token == token), None)
-        if found is None or (id_param == "interaction_id" and found.id != req.int(id_param)):
+        if found is None or (id_param == "interaction_id" and found.id != req.snowflake(id_param)):
             raise ApiError(404, 10062, "Unknown interaction")
-        if id_param == "webhook_id" and req.int(id_param) != self.application_id:
+        if id_param == "webhook_id" and req.snowflake(id_param) != self.application_id:
             raise ApiError(404, 10015, "Unknown Webhook")
         return found
 
@@ -569,7 +570,7 @@ class FakeDiscord(EventBuilders):
 
     def _webhook_message(self, req: Request, inter: FakeInteraction) -> JSON:
         if "message_id" in req.params:
-            message = self._message(req.int("message_id"))
+            message = self._message(req.snowflake("message_id"))
             if message.get("webhook_id") != str(self.application_id):
                 raise ApiError(404, 10008, "Unknown Message")
             return message
@@ -620,10 +621,10 @@ class FakeDiscord(EventBuilders):
         return message
 
     async def _get_channel(self, req: Request) -> tuple[int, Any]:
-        return 200, self.channel(req.int("channel_id")).payload()
+        return 200, self.channel(req.snowflake("channel_id")).payload()
 
     async def _list_messages(self, req: Request) -> tuple[int, Any]:
-        messages = self.channel_messages(self.channel(req.int("channel_id")).id)
+        messages = self.channel_messages(self.channel(req.snowflake("channel_id")).id)
         if "before" in req.query:
             messages = [m for m in messages if int(m["id"]) < int(req.query["before"])]
         if "after" in req.query:
@@ -632,11 +633,11 @@ class FakeDiscord(EventBuilders):
         return 200, list(reversed(messages))[:limit]
 
     async def _typing(self, req: Request) -> tuple[int, Any]:
-        self.channel(req.int("channel_id"))
+        self.channel(req.snowflake("channel_id"))
         return 204, None
 
     async def _send_message(self, req: Request) -> tuple[int, Any]:
-        channel = self.channel(req.int("channel_id"))
+        channel = self.channel(req.snowflake("channel_id"))
         self._require(channel, SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES)
         if req.files:
             self._require(channel, ATTACH_FILES)
@@ -653,21 +654,22 @@ class FakeDiscord(EventBuilders):
         return 200, message
 
     async def _get_message(self, req: Request) -> tuple[int, Any]:
-        return 200, self._message(req.int("message_id"), req.int("channel_id"))
+        return 200, self._message(req.snowflake("message_id"), req.snowflake("channel_id"))
 
     async def _edit_message(self, req: Request) -> tuple[int, Any]:
-        message = self._message(req.int("message_id"), req.int("channel_id"))
+        message = self._message(req.snowflake("message_id"), req.snowflake("channel_id"))
         if message["author"]["id"] != str(self.bot.id) and set(req.body) - {"flags"}:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         return 200, await self._apply_edit(message, req.body, req.files)
 
     async def _delete_message(self, req: Request) -> tuple[int, Any]:
-        await self._remove_message(self._message(req.int("message_id"), req.int("channel_id")))
+        message = self._message(req.snowflake("message_id"), req.snowflake("channel_id"))
+        await self._remove_message(message)
         return 204, None
 
     async def _thread_from_message(self, req: Request) -> tuple[int, Any]:
-        parent = self.channel(req.int("channel_id"))
-        message = self._message(req.int("message_id"), parent.id)
+        parent = self.channel(req.snowflake("channel_id"))
+        message = self._message(req.snowflake("message_id"), parent.id)
         if parent.type != GUILD_TEXT:
             raise ApiError(400, 50024, "Cannot execute action on this channel type")
         self._require(parent, CREATE_PUBLIC_THREADS)
@@ -678,7 +680,7 @@ class FakeDiscord(EventBuilders):
         return 201, await self._announce_thread(thread)
 
     async def _thread_without_message(self, req: Request) -> tuple[int, Any]:
-        parent = self.channel(req.int("channel_id"))
+        parent = self.channel(req.snowflake("channel_id"))
         self._require(parent, CREATE_PUBLIC_THREADS)
         kind = int(req.body.get("type", PUBLIC_THREAD + 1))
         thread = self._new_thread(parent, self.snowflake(), req.body, kind)
@@ -707,8 +709,8 @@ class FakeDiscord(EventBuilders):
         return payload
 
     async def _add_reaction(self, req: Request) -> tuple[int, Any]:
-        channel = self.channel(req.int("channel_id"))
-        message = self._message(req.int("message_id"), channel.id)
+        channel = self.channel(req.snowflake("channel_id"))
+        message = self._message(req.snowflake("message_id"), channel.id)
         emoji = parse_emoji(req.params["emoji"])
         reactions: list[JSON] = message.setdefault("reactions", [])
         entry = next((r for r in reactions if r["emoji"] == emoji), None)
@@ -724,7 +726,7 @@ class FakeDiscord(EventBuilders):
         return 204, None
 
     async def _remove_reaction(self, req: Request) -> tuple[int, Any]:
-        message = self._message(req.int("message_id"), req.int("channel_id"))
+        message = self._message(req.snowflake("message_id"), req.snowflake("channel_id"))
         emoji = parse_emoji(req.params["emoji"])
         for entry in message.get("reactions", []):
             if entry["emoji"] == emoji and entry["me"]:
@@ -734,7 +736,7 @@ class FakeDiscord(EventBuilders):
         return 204, None
 
     def _guild(self, req: Request) -> FakeGuild:
-        guild = self.guilds.get(req.int("guild_id"))
+        guild = self.guilds.get(req.snowflake("guild_id"))
         if guild is None:
             raise ApiError(404, 10004, "Unknown Guild")
         return guild
@@ -752,7 +754,7 @@ class FakeDiscord(EventBuilders):
         return 200, [r.payload() for r in self._guild(req).roles.values()]
 
     async def _get_member(self, req: Request) -> tuple[int, Any]:
-        member = self._guild(req).members.get(req.int("user_id"))
+        member = self._guild(req).members.get(req.snowflake("user_id"))
         if member is None:
             raise ApiError(404, 10007, "Unknown Member")
         return 200, member.payload()
@@ -1010,6 +1012,9 @@ class FakeDiscord(EventBuilders):
             await ws.close(code=4004, message=b"Authentication failed.")
             return None
         self.identifies.append({k: v for k, v in d.items() if k != "token"})
+        if int(d.get("intents", 0)) & PRIVILEGED_INTENTS & ~self.privileged_intents:
+            await ws.close(code=4014, message=b"Disallowed intent(s).")
+            return None
         shard = list(d.get("shard") or [0, 1])
         session = GatewaySession(secrets.token_hex(16), int(d.get("intents", 0)), shard, ws)
         self.sessions[session.session_id] = session
