@@ -10,12 +10,13 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
-from aiohttp import BodyPartReader, WSMsgType, hdrs, web
+from aiohttp import BodyPartReader, hdrs, web
 
-from .events import EventBuilders, intent_allows, parse_emoji
+from .events import EventBuilders, parse_emoji
+from .gateway import PRIVILEGED_INTENTS, Gateway, GatewaySession
 from .model import (
     ATTACH_FILES,
     CREATE_PUBLIC_THREADS,
@@ -40,7 +41,6 @@ from .model import (
 )
 
 API_PREFIX = "/api/v10"
-PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
 NONCE_WINDOW_SECONDS = 300.0  # Discord: "a few minutes"
 MAX_CONTENT = 2000
 EPHEMERAL = 1 << 6
@@ -87,18 +87,6 @@ class Request:
 Handler = Callable[[Request], Awaitable[tuple[int, Any]]]
 
 
-@dataclass
-class GatewaySession:
-    session_id: str
-    intents: int
-    shard: list[int]
-    ws: web.WebSocketResponse | None
-    seq: int = 0
-    sent: list[JSON] = field(default_factory=list)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    ready: bool = False
-
-
 def json_response(status: int, data: Any) -> web.Response:
     """A JSON answer with ``Content-Type: application/json`` exactly (no charset suffix).
 
@@ -114,7 +102,7 @@ def json_response(status: int, data: Any) -> web.Response:
     )
 
 
-class FakeDiscord(EventBuilders):
+class FakeDiscord(Gateway, EventBuilders):
     """A local Discord: REST under ``api_url`` and a gateway at ``gateway_url``.
 
     ``async with FakeDiscord() as fake:`` starts it on 127.0.0.1, port 0. Point discord.py
@@ -913,165 +901,6 @@ class FakeDiscord(EventBuilders):
         if "guild_id" in message:
             data["guild_id"] = message["guild_id"]
         await self._emit("MESSAGE_DELETE", data)
-
-    # ----------------------------------------------------------------- gateway
-
-    async def wait_ready(self, timeout: float = 10.0) -> GatewaySession:
-        """Wait until a client has identified and been sent READY and every GUILD_CREATE."""
-
-        def ready() -> GatewaySession | None:
-            return next((s for s in self.sessions.values() if s.ready and s.ws), None)
-
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: ready() is not None)
-        session = ready()
-        assert session is not None
-        return session
-
-    async def dispatch(self, event: str, data: JSON, *, raw: bool = False) -> int:
-        """Send a DISPATCH to every connected, ready client; returns how many got it.
-
-        Unless ``raw``, Discord's intent rules apply: events the client's intents do not
-        cover are dropped, and without MESSAGE_CONTENT a message's content, embeds,
-        attachments and components are blanked unless it is a DM, the bot's own
-        message, or mentions the bot.
-        """
-        if not any(s.ready and s.ws for s in self.sessions.values()):
-            raise RuntimeError("no client is connected to the fake gateway")
-        return await self._emit(event, data, raw=raw)
-
-    async def _emit(self, event: str, data: JSON, *, raw: bool = False) -> int:
-        delivered = 0
-        for session in list(self.sessions.values()):
-            if not (session.ready and session.ws):
-                continue
-            payload = data if raw else intent_allows(session.intents, event, data, self.bot.id)
-            if payload is None:
-                continue
-            await self._send_dispatch(session, event, payload)
-            delivered += 1
-        return delivered
-
-    async def send_op(self, op: int, d: Any = None) -> None:
-        """Send a raw opcode (7 RECONNECT, 9 INVALID_SESSION, ...) to every connected client."""
-        for session in list(self.sessions.values()):
-            if session.ws is not None and not session.ws.closed:
-                async with session.lock:
-                    await session.ws.send_str(json.dumps({"op": op, "d": d, "s": None, "t": None}))
-
-    async def _send_dispatch(self, session: GatewaySession, event: str, data: JSON) -> None:
-        async with session.lock:
-            session.seq += 1
-            frame = {"op": 0, "s": session.seq, "t": event, "d": data}
-            session.sent.append(frame)
-            if session.ws is not None and not session.ws.closed:
-                await session.ws.send_str(json.dumps(frame))
-
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        self._sockets.add(ws)
-        session: GatewaySession | None = None
-        try:
-            hello = {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["fake"]}
-            await ws.send_str(json.dumps({"op": 10, "d": hello, "s": None, "t": None}))
-            async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
-                frame = json.loads(msg.data)
-                op, d = frame.get("op"), frame.get("d")
-                if op == 1:
-                    await self._send_raw(ws, session, {"op": 11, "d": None, "s": None, "t": None})
-                elif op == 2:
-                    session = await self._identify(ws, d)
-                elif op == 6:
-                    session = await self._resume(ws, d)
-                elif op == 8 and session is not None:
-                    await self._member_chunk(session, d)
-        finally:
-            self._sockets.discard(ws)
-            if session is not None and session.ws is ws:
-                session.ws = None
-                async with self._changed:
-                    self._changed.notify_all()
-        return ws
-
-    async def _send_raw(
-        self, ws: web.WebSocketResponse, session: GatewaySession | None, frame: JSON
-    ) -> None:
-        if ws.closed:
-            return
-        if session is None:
-            await ws.send_str(json.dumps(frame))
-            return
-        async with session.lock:
-            await ws.send_str(json.dumps(frame))
-
-    async def _identify(self, ws: web.WebSocketResponse, d: JSON) -> GatewaySession | None:
-        if d.get("token") != self.token:
-            await ws.close(code=4004, message=b"Authentication failed.")
-            return None
-        self.identifies.append({k: v for k, v in d.items() if k != "token"})
-        if int(d.get("intents", 0)) & PRIVILEGED_INTENTS & ~self.privileged_intents:
-            await ws.close(code=4014, message=b"Disallowed intent(s).")
-            return None
-        shard = list(d.get("shard") or [0, 1])
-        session = GatewaySession(secrets.token_hex(16), int(d.get("intents", 0)), shard, ws)
-        self.sessions[session.session_id] = session
-        ready = {
-            "v": 10,
-            "user": self._me(),
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
-            "session_id": session.session_id,
-            "session_type": "normal",
-            "resume_gateway_url": self.gateway_url,
-            "shard": shard,
-            "application": {"id": str(self.application_id), "flags": 0},
-            "private_channels": [],
-            "relationships": [],
-            "presences": [],
-            "guild_join_requests": [],
-            "geo_ordered_rtc_regions": [],
-            "user_settings": {},
-            "_trace": ["fake"],
-        }
-        await self._send_dispatch(session, "READY", ready)
-        for guild in self.guilds.values():
-            await self._send_dispatch(session, "GUILD_CREATE", guild.payload())
-        async with self._changed:
-            session.ready = True
-            self._changed.notify_all()
-        return session
-
-    async def _resume(self, ws: web.WebSocketResponse, d: JSON) -> GatewaySession | None:
-        session = self.sessions.get(str(d.get("session_id")))
-        if d.get("token") != self.token or session is None:
-            await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
-            return None
-        async with session.lock:
-            session.ws = ws
-            missed = [f for f in session.sent if f["s"] > int(d.get("seq") or 0)]
-            for frame in missed:
-                await ws.send_str(json.dumps(frame))
-        await self._send_dispatch(session, "RESUMED", {"_trace": ["fake"]})
-        async with self._changed:
-            self._changed.notify_all()
-        return session
-
-    async def _member_chunk(self, session: GatewaySession, d: JSON) -> None:
-        guild = self.guilds.get(int(d.get("guild_id", 0)))
-        if guild is None:
-            return
-        chunk = {
-            "guild_id": str(guild.id),
-            "members": [m.payload() for m in guild.members.values()],
-            "chunk_index": 0,
-            "chunk_count": 1,
-            "not_found": [],
-        }
-        if d.get("nonce"):
-            chunk["nonce"] = d["nonce"]
-        await self._send_dispatch(session, "GUILD_MEMBERS_CHUNK", chunk)
 
 
 async def _read_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
