@@ -178,8 +178,8 @@ class Dispatcher:
         for entry in entries:
             if entry.id not in self._known:
                 # a fresh start tries at once what an earlier run was waiting to retry
-                due = entry if self._primed else replace(entry, next_attempt_at=0.0)
-                self._enqueue(_Item(due))
+                fresh = entry if self._primed else replace(entry, next_attempt_at=0.0)
+                self._enqueue(_Item(fresh))
         self._primed = True
         now = self._now()
         next_due: float | None = None
