@@ -17,9 +17,11 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
+from tmbot import commands as cmds
+from tmbot.cleantext import clean, printable
 from tmbot.domain import Actor, Place
 from tmbot.engine import Engine, Reply
-from tmbot.errors import TmbotError
+from tmbot.errors import ParseError, TmbotError
 from tmbot.events import Delivered, Event, Failed, Queued, Started
 from tmbot.funds import priced
 from tmbot.texts import describe_spec
@@ -44,7 +46,7 @@ def render_error(err: TmbotError) -> str:
 
 
 def _print(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    sys.stdout.write(printable(line) + "\n")  # never a control character to the terminal
     sys.stdout.flush()
 
 
@@ -108,22 +110,23 @@ class Console:
     ) -> None:
         self.engine = engine
         self.user = user
-        self.admins = frozenset(admins)
+        self.admins = frozenset(admin.casefold() for admin in admins)
         self.write = write
         #: where the notifier saves images: a deleted result's file is removed from it
         self.out_dir = out_dir
 
     def actor(self, name: str) -> Actor:
+        user_id = name.casefold()  # `@Bob` and `@bob` are one person, as budget targets are
         return Actor(
             platform=PLATFORM,
             tenant=TENANT,
-            user_id=name,
-            is_admin=name in self.admins,
+            user_id=user_id,
+            is_admin=user_id in self.admins,
             display_name=name,
         )
 
     async def handle_line(self, line: str) -> Reply | None:
-        text = line.strip()
+        text = clean(line)
         if not text or text.startswith("#"):
             return None
         name = self.user
@@ -141,12 +144,18 @@ class Console:
 
     async def _dispatch(self, actor: Actor, text: str) -> Reply:
         word, _, rest = text.partition(" ")
-        target = rest.strip()
-        if word.lower() in ("regenerate", "🔁") and target and " " not in target:
+        target = rest.strip().lower()
+        if word == "🔁" and target and " " not in target:
             gen = await self.engine.regenerate(actor, target)
             return Reply(f"Accepted {describe_spec(gen.spec)}, another of {target}.", gen)
-        if word.lower() in ("delete", "🗑", "🗑️", "❌") and target and " " not in target:
+        if word in ("🗑", "🗑️", "❌") and target and " " not in target:
             return await self._delete(actor, target)
+        try:
+            command = cmds.parse(text)
+        except ParseError:
+            command = None  # the engine says what is wrong
+        if isinstance(command, cmds.Delete):
+            return await self._delete(actor, command.generation_id)
         return await self.engine.execute(actor, text, PLACE)
 
     async def _delete(self, actor: Actor, generation_id: str) -> Reply:

@@ -55,6 +55,8 @@ from tmbot.events import Delivered, Event, Failed, Queued, Started
 from tmbot.funds import Allowance as Allowance  # re-exported: it used to live here
 from tmbot.funds import Funds, priced, provider_flag
 from tmbot.funds import period_start as period_start  # re-exported: tests import it from here
+from tmbot.keystate import open_key, unusable_note, usable
+from tmbot.leaks import refuse_bound_keys
 from tmbot.ports import Notifier, Store
 from tmbot.providers.base import ImageProvider
 from tmbot.records import (
@@ -160,7 +162,7 @@ class Engine:
         self._recent_regens: dict[tuple[str, str, str], tuple[float, Generation]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.funds = Funds(store=store, now=now)
-        self.team = Team(store=store, now=now)
+        self.team = Team(store=store, now=now, usable=functools.partial(usable, vault))
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -224,6 +226,8 @@ class Engine:
             if _is_team_command(text):
                 require_admin(actor)
             raise
+        if not isinstance(command, cmds.BindKey | cmds.TeamKey):
+            await refuse_bound_keys(self.store, self.vault, actor.tenant, text)
         match command:
             case cmds.Generate():
                 gen = await self.generate(actor, command, place)
@@ -245,7 +249,7 @@ class Engine:
             case cmds.History():
                 return await self.history(actor)
             case cmds.Help():
-                return Reply(help_text(command.topic))
+                return Reply(help_text(command.topic, platform=actor.platform))
             case cmds.TeamKey(key=None):
                 require_admin(actor)
                 return Reply(
@@ -262,6 +266,15 @@ class Engine:
                 return await self.set_budget(actor, command)
             case cmds.TeamChannel():
                 return await self.set_team_channel(actor, command.enabled)
+            case cmds.Regenerate():
+                gen = await self.regenerate(actor, command.generation_id, place)
+                text = f"Accepted {describe_spec(gen.spec)}, another of {command.generation_id}."
+                return Reply(text, generation=gen)
+            case cmds.Delete() | cmds.Refine():
+                raise NotFound(
+                    "Delete or refine a result from where it was posted (its reaction or "
+                    "thread); the console takes `delete ID`."
+                )
         raise NotFound("That command is not known.")  # pragma: no cover - exhaustive match
 
     # --- generations -------------------------------------------------------------------
@@ -312,7 +325,7 @@ class Engine:
         return await self.store.messages_for_generation(gen.id)
 
     async def _generation_in(self, actor: Actor, generation_id: str) -> Generation:
-        gen = await self.store.get_generation(generation_id)
+        gen = await self.store.get_generation(generation_id.strip().strip("`").lower())
         if gen is None or gen.actor.tenant != actor.tenant:
             raise NotFound("That result is not one tmbot knows in this workspace.")
         return gen
@@ -458,7 +471,7 @@ class Engine:
     # --- keys --------------------------------------------------------------------------
 
     def _decrypt(self, binding: KeyBinding) -> ApiKey:
-        key = self.vault.decrypt(binding.ciphertext)
+        key = open_key(self.vault, binding)
         if self._on_secret is not None:
             self._on_secret(key.secret)
         return key
@@ -548,6 +561,9 @@ class Engine:
         is_priced = priced(ref.provider)
         now = self._now()
         whose = "your personal key" if ref.scope is KeyScope.USER else "the team's key"
+        if not usable(self.vault, binding):
+            note = unusable_note(binding)
+            return f"You're on {whose} for {name} ({binding.fingerprint}): {note}."
         if binding.balance is not None:
             seen = relative_time(now - (binding.balance_seen_at or now))
             balance = f"{credits_word(binding.balance)} left as of {seen}"
@@ -555,19 +571,20 @@ class Engine:
             balance = "no balance reported yet (it shows after the next image)"
         else:
             balance = f"{name} reports no balance"
+        # your use of the key you are on now: not of one bound before it
         today = await self.store.spend(
             actor.tenant,
             actor.user_id,
             scope=ref.scope,
             provider=ref.provider,
-            since=period_start(BudgetPeriod.DAY, now),
+            since=max(period_start(BudgetPeriod.DAY, now), binding.created_at),
         )
         month = await self.store.spend(
             actor.tenant,
             actor.user_id,
             scope=ref.scope,
             provider=ref.provider,
-            since=period_start(BudgetPeriod.MONTH, now),
+            since=max(period_start(BudgetPeriod.MONTH, now), binding.created_at),
         )
         if is_priced:
             use = (

@@ -13,11 +13,13 @@ from tmbot.capabilities import DEFAULT_PROVIDER, caps
 from tmbot.domain import Actor, ProviderName
 from tmbot.errors import NotPermitted
 from tmbot.funds import period_start, priced
+from tmbot.keystate import unusable_note
 from tmbot.ports import Store
 from tmbot.records import (
     DEFAULT_MEMBER,
     Budget,
     BudgetPeriod,
+    KeyBinding,
     KeyRef,
     KeyScope,
     Spend,
@@ -39,9 +41,17 @@ class Team:
     """Admin-only team settings, read from and stored in the store; ``now`` is the wall
     clock (seconds)."""
 
-    def __init__(self, *, store: Store, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        now: Callable[[], float],
+        usable: Callable[[KeyBinding], bool] = lambda binding: True,
+    ) -> None:
         self.store = store
         self._now = now
+        #: False for a key this process cannot decrypt (see tmbot.keystate)
+        self._usable = usable
 
     async def set_budget(self, actor: Actor, command: cmds.TeamBudget) -> str:
         require_admin(actor)
@@ -101,7 +111,9 @@ class Team:
             if binding is None:
                 continue
             shown = f"{caps(provider).display_name} {binding.fingerprint}"
-            if binding.balance is not None:
+            if not self._usable(binding):
+                shown += f" ({unusable_note(binding)})"
+            elif binding.balance is not None:
                 seen = relative_time(now - (binding.balance_seen_at or now))
                 shown += f" ({credits_word(binding.balance)} left as of {seen})"
             keys.append(shown)

@@ -119,10 +119,33 @@ Flags: `--ar 3:4` aspect ratio · `--pro` / `--fast` / `--model NAME` · `--res 
 `--taste realistic-photo` · `--provider vtrix`. Links to images in the text become references.
 Commands: `key` (bind your API key) · `logout` · `credits` · `settings [flags|reset]` · \
 `history` · `help flags` · `team key|budget|channel|show` (admins, see `help team`).
+A brief that starts with one of those words goes in quotes: `"history of the Tokyo subway"`.
 React 🔁 on a result to make another, paid with your own key or budget."""
 
 
-def help_text(topic: str | None) -> str:
+#: The console has no reactions and no private forms: its help says what it has instead.
+_CONSOLE_HELP: dict[str, str] = {
+    "makes an image and posts it in a thread.": "makes an image and saves it as a file.",
+    "React 🔁 on a result to make another, paid with your own key or budget.": (
+        "`regenerate ID` makes another of a result, paid with your own key or budget; "
+        "`delete ID` deletes one."
+    ),
+    "`/taste key` opens a private form for your API key (`/taste key --provider vtrix` "
+    "for Vtrix).": "`key <your key>` binds your API key (`key --provider vtrix <key>` for Vtrix).",
+}
+
+
+def help_text(topic: str | None, *, platform: str | None = None) -> str:
+    """The help on ``topic``; ``platform="console"`` speaks of what the console has."""
+    text = _help_text(topic)
+    if platform == "console":
+        for general, console in _CONSOLE_HELP.items():
+            text = text.replace(general, console)
+        text = text.replace("/taste ", "")
+    return text
+
+
+def _help_text(topic: str | None) -> str:
     if topic in (None, ""):
         return HELP_GENERAL
     if topic in ("flags", "models", "ratios"):
