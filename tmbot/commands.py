@@ -942,6 +942,8 @@ _MENTION = re.compile(r"<@!?([A-Za-z0-9]{1,64})>")
 _AT_NAME = re.compile(r"@([^\s@<>|#]{1,80})")
 _BARE_ID = re.compile(r"[A-Za-z0-9][\w.\-]{0,79}")
 _GROUP_MENTIONS = ("@everyone", "@here", "@channel")
+_PLATFORM_ID = re.compile(r"[UW][A-Z0-9]{2,}|\d{5,}")
+_EVERYONE_WORDS = ("all", "everyone", "everybody", "here", "channel", "team", "members")
 _BUDGET = re.compile(r"(\d{1,9})\s*(?:/|per|a|an|each|every)?\s*([a-z]+)")
 _PERIODS: Mapping[str, str] = MappingProxyType(
     {
@@ -970,10 +972,22 @@ def _budget_target(token: str) -> str | None:
             "Budgets are per member, so mention one person (e.g. `@bob`) or say `default` for "
             "everyone, not a role, channel or group."
         )
-    for pattern in (_MENTION, _AT_NAME, _BARE_ID):
+    bare = token.rstrip(",;:").removeprefix("@").lower()
+    if bare in _EVERYONE_WORDS:
+        raise ParseError(
+            f"{_show(token)} is not a member: a budget is for one person (e.g. `@bob`), or say "
+            "`default` for everyone without their own."
+        )
+    m = _MENTION.fullmatch(token.rstrip(",;:"))
+    if m:
+        return m[1]  # a platform's user id: its case matters
+    for pattern in (_AT_NAME, _BARE_ID):
         m = pattern.fullmatch(token.rstrip(",;:"))
         if m:
-            return m[1] if m.groups() else m[0]
+            name = m[1] if m.groups() else m[0]
+            # a Slack or Discord id keeps its case; a typed name (the console's users) is
+            # one person whatever the case
+            return name if _PLATFORM_ID.fullmatch(name) else name.casefold()
     raise ParseError(BUDGET_USAGE)
 
 
@@ -1052,6 +1066,13 @@ def check_key(provider: ProviderName, key: ApiKey, *, command: str = "key") -> N
     message says what those look like and never repeats the key."""
     pc = capabilities.caps(provider)
     if re.fullmatch(pc.key_pattern, key.secret):
+        if provider is not ProviderName.TASTEMACHINE and _key_in_text().fullmatch(key.secret):
+            tm = capabilities.caps(ProviderName.TASTEMACHINE)
+            raise ParseError(
+                f"That is shaped like a key for {tm.display_name} ({tm.key_hint}), so I did not "
+                f"save it for {pc.display_name}; for {tm.display_name} use {code(command)} "
+                "followed by the key, without `--provider`."
+            )
         return
     others = [
         other
