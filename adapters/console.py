@@ -127,8 +127,10 @@ class Console:
 
     async def handle_line(self, line: str) -> Reply | None:
         text = clean(line)
-        if not text or text.startswith("#"):
+        if not line.strip() or text.startswith("#"):
             return None
+        if not text:  # only invisible characters: the grammar says why that is refused
+            text = line.strip()
         name = self.user
         if text.startswith("@"):
             head, _, rest = text.partition(" ")
