@@ -18,6 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
+from tmbot.cleantext import clean, printable
 from tmbot.domain import Actor, Place, tenant_of
 from tmbot.engine import Engine
 from tmbot.errors import TmbotError
@@ -49,7 +50,7 @@ def render_error(err: TmbotError) -> str:
 
 
 def _print(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    sys.stdout.write(printable(line) + "\n")  # never a control character to the terminal
     sys.stdout.flush()
 
 
@@ -125,22 +126,25 @@ class Console:
     ) -> None:
         self.engine = engine
         self.user = user
-        self.admins = frozenset(admins)
+        self.admins = frozenset(admin.casefold() for admin in admins)
         self.write = write
 
     def actor(self, name: str) -> Actor:
+        user_id = name.casefold()  # `@Bob` and `@bob` are one person, as budget targets are
         return Actor(
             platform=PLATFORM,
             tenant=TENANT,
-            user_id=name,
-            is_admin=name in self.admins,
+            user_id=user_id,
+            is_admin=user_id in self.admins,
             display_name=name,
         )
 
     async def handle_line(self, line: str) -> Reply | None:
-        text = line.strip()
-        if not text or text.startswith("#"):
+        text = clean(line)
+        if not line.strip() or text.startswith("#"):
             return None
+        if not text:  # only invisible characters: the grammar says why that is refused
+            text = line.strip()
         name = self.user
         if text.startswith("@"):
             head, _, rest = text.partition(" ")
@@ -155,14 +159,13 @@ class Console:
         return reply
 
     async def _dispatch(self, actor: Actor, text: str) -> Reply:
+        """The reaction emoji stand for what a chat platform's reactions do; everything else
+        (`regenerate ID`, `refine ID …`, `delete ID` included) is the grammar's."""
         word, _, rest = text.partition(" ")
-        target, _, words = rest.strip().partition(" ")
-        verb = word.lower()
-        if verb in ("regenerate", "🔁") and target and not words:
+        target = rest.strip()
+        if word == "🔁" and target and " " not in target:
             return await self.engine.regenerate(actor, target)
-        if verb == "refine" and target:
-            return await self.engine.refine(actor, target, words)
-        if verb in ("delete", "🗑", "🗑️", "❌") and target and not words:
+        if word in ("🗑", "🗑️", "❌") and target and " " not in target:
             return await self.engine.delete(actor, target)
         return await self.engine.execute(actor, text, PLACE)
 

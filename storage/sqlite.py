@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import sqlite3
 import time
@@ -31,6 +32,7 @@ from urllib.parse import unquote
 
 import aiosqlite
 
+from storage.lock import DatabaseLock
 from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
 from tmbot.errors import ConfigError, NotFound
 from tmbot.records import (
@@ -63,6 +65,9 @@ MEMORY = ":memory:"
 
 #: How long a writer waits for another connection's write lock before failing.
 BUSY_TIMEOUT_MS = 5000
+
+#: The first bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 _URL_PREFIX = "sqlite:///"
 _MIGRATION_NAME = re.compile(r"(?P<version>\d+)_(?P<name>[A-Za-z0-9_]+)\.sql")
@@ -503,6 +508,93 @@ _SPEND_BY_MEMBER = (
 )
 
 
+# --- opening ---------------------------------------------------------------------------
+
+
+def prepare_database_file(path: Path) -> None:
+    """Make sure ``path`` can hold the database: its folder exists and is writable (SQLite
+    writes its WAL beside the file), and the file is either missing (then it is created
+    empty, mode 0600, so the database and its WAL are private) or a SQLite database.
+    Raises :class:`ConfigError` with one sentence otherwise."""
+    if path.is_dir():
+        raise ConfigError(
+            f"TMBOT_DATABASE_URL names the folder {path}; name a database file in it, e.g. "
+            f"sqlite:///{path / 'tmbot.db'}."
+        )
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"TMBOT_DATABASE_URL names {path}, which is not a regular file; name a database "
+            "file, e.g. sqlite:///tmbot.db."
+        )
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"The folder {folder} for the database cannot be created "
+            f"({exc.strerror or 'unknown error'}); create it or name another place."
+        ) from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"The folder {folder} is not writable, and SQLite needs to write the database and "
+            "its WAL file there; make it writable or name another place."
+        )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(
+            f"The database file {path} cannot be created ({exc.strerror or 'unknown error'})."
+        ) from None
+    else:
+        os.close(fd)
+        return
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise ConfigError(
+            f"The database file {path} cannot be read ({exc.strerror or 'unknown error'})."
+        ) from None
+    if header and header != SQLITE_HEADER:
+        raise ConfigError(
+            f"The file {path} is not a SQLite database; name another file in "
+            "TMBOT_DATABASE_URL (tmbot creates it)."
+        )
+
+
+async def _connect(
+    path: Path, *, memory: bool, migrations: Sequence[Migration], now: Callable[[], float]
+) -> aiosqlite.Connection:
+    try:
+        db = await aiosqlite.connect(
+            MEMORY if memory else str(path),
+            isolation_level=None,  # autocommit; transactions are explicit BEGIN … COMMIT
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+    except sqlite3.Error as exc:
+        raise ConfigError(f"The database {path} cannot be opened ({exc}).") from None
+    try:
+        db.row_factory = sqlite3.Row
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        if not memory:
+            rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+            mode = str(next(iter(rows))[0]).lower()
+            if mode != "wal":
+                log.warning("SQLite refused WAL mode for %s (journal_mode=%s)", path, mode)
+        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await _migrate(db, migrations, now=now())
+    except sqlite3.Error as exc:
+        await db.close()
+        raise ConfigError(f"The database {path} cannot be used ({exc}).") from None
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
 # --- the store -------------------------------------------------------------------------
 
 
@@ -517,39 +609,47 @@ class SqliteStore:
         self._now = now
         self._lock = asyncio.Lock()
         self._closed = False
+        self._db_lock: DatabaseLock | None = None
 
     @classmethod
-    async def open(cls, path: str | Path, *, now: Callable[[], float] = time.time) -> SqliteStore:
-        """Open (creating it and its folder if needed) and migrate the database at ``path``.
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        now: Callable[[], float] = time.time,
+        exclusive: bool = False,
+    ) -> SqliteStore:
+        """Open (creating it, mode 0600, and its folder if needed) and migrate the database at
+        ``path``.
 
         ``":memory:"`` gives a private in-memory database. ``now`` stamps ``updated_at`` and
-        ``applied_at`` columns (wall-clock epoch seconds).
+        ``applied_at`` columns (wall-clock epoch seconds). ``exclusive`` is for the engine:
+        it takes the database's lock (:mod:`storage.lock`) until :meth:`close`, so a second
+        engine on the same file is refused, and refuses an in-memory database. A path that
+        cannot hold a database is a :class:`ConfigError`, one sentence.
         """
         path = Path(path)
         memory = str(path) == MEMORY
+        lock: DatabaseLock | None = None
+        if memory and exclusive:
+            raise ConfigError(
+                "TMBOT_DATABASE_URL names an in-memory database, which would forget every key "
+                "and image when tmbot stops; name a file, e.g. sqlite:///tmbot.db."
+            )
         if not memory:
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        migrations = await asyncio.to_thread(load_migrations)
-        db = await aiosqlite.connect(
-            MEMORY if memory else str(path),
-            isolation_level=None,  # autocommit; transactions are explicit BEGIN … COMMIT
-            timeout=BUSY_TIMEOUT_MS / 1000,
-        )
+            await asyncio.to_thread(prepare_database_file, path)
+            if exclusive:
+                lock = await asyncio.to_thread(DatabaseLock.acquire, path)
         try:
-            db.row_factory = sqlite3.Row
-            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-            if not memory:
-                rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
-                mode = str(next(iter(rows))[0]).lower()
-                if mode != "wal":
-                    log.warning("SQLite refused WAL mode for %s (journal_mode=%s)", path, mode)
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await _migrate(db, migrations, now=now())
+            migrations = await asyncio.to_thread(load_migrations)
+            db = await _connect(path, memory=memory, migrations=migrations, now=now)
         except BaseException:
-            await db.close()
+            if lock is not None:
+                lock.release()
             raise
-        return cls(db, path=path, now=now)
+        store = cls(db, path=path, now=now)
+        store._db_lock = lock
+        return store
 
     @classmethod
     async def from_url(
@@ -567,7 +667,11 @@ class SqliteStore:
             if self._closed:
                 return
             self._closed = True
-            await self._db.close()
+            try:
+                await self._db.close()
+            finally:
+                if self._db_lock is not None:
+                    self._db_lock.release()
 
     async def __aenter__(self) -> SqliteStore:
         return self
@@ -627,6 +731,19 @@ class SqliteStore:
             _key_params(ref),
         )
         return _key_binding_from_row(rows[0]) if rows else None
+
+    async def list_keys(self, tenant: str | None = None) -> list[KeyBinding]:
+        rows = await self._fetch(
+            """
+            SELECT scope, tenant, owner, provider, ciphertext, fingerprint, created_at,
+                   balance, balance_seen_at
+            FROM key_bindings
+            WHERE ? IS NULL OR tenant = ?
+            ORDER BY tenant, scope, owner, provider
+            """,
+            (tenant, tenant),
+        )
+        return [_key_binding_from_row(row) for row in rows]
 
     async def delete_key(self, ref: KeyRef) -> bool:
         async with self._write() as db:

@@ -188,28 +188,69 @@ def test_url_keeps_query_and_balanced_parentheses() -> None:
 
 # --- briefs that merely start like a sub-command ---------------------------------------
 
+STARTS_WITH_A_COMMAND_WORD = [
+    "history museum poster",
+    "team photo in a park",
+    "help wanted sign",
+    "help me",
+    "credits roll on a movie screen",
+    "settings of a fairy tale",
+    "logout screen design",
+    "settings reset button",
+    "team spirit mural",
+    "history of the Tokyo subway as a poster",
+    "delete key on a keyboard",
+    "refine",
+]
+
+
+@pytest.mark.parametrize("text", STARTS_WITH_A_COMMAND_WORD)
+def test_a_line_starting_with_a_command_word_is_that_command(text: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    word = text.split()[0]
+    assert f"starts with “{word}”, put the description in quotes" in info.value.user_message
+
+
+@pytest.mark.parametrize("text", STARTS_WITH_A_COMMAND_WORD)
+@pytest.mark.parametrize(("opening", "closing"), [('"', '"'), ("“", "”"), ("'", "'")])
+def test_quoted_it_is_a_brief_without_the_quotes(text: str, opening: str, closing: str) -> None:
+    command = gen(f"{opening}{text}{closing} --ar 3:4")
+    assert command.brief == text
+    assert command.options.aspect_ratio == "3:4"
+
 
 @pytest.mark.parametrize(
     "text",
     [
-        "history museum poster",
-        "team photo in a park",
-        "help wanted sign",
-        "help me",
-        "credits roll on a movie screen",
-        "settings of a fairy tale",
-        "logout screen design",
         "logout button on a phone --ar 9:16",
-        "settings reset button",
         "settings sunset https://a.example.com/x.png",
-        "team spirit mural",
+    ],
+)
+def test_quoted_with_flags_and_links_after_the_quote(text: str) -> None:
+    brief, _, tail = text.partition(" ")
+    command = gen(f'"{brief}" {tail}')
+    assert command.brief.startswith(brief)
+    assert '"' not in command.brief
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "sunset",
         "logo",
         "steam",
+        "a history museum poster",
+        "Tokyo subway history",
+        "taste of summer, a poster",
+        '"OPEN" sign on a café door',
+        "“Hello” in neon",
     ],
 )
 def test_briefs_that_look_like_commands(text: str) -> None:
-    assert isinstance(parse(text), Generate)
+    command = parse(text)
+    assert isinstance(command, Generate)
+    assert command.brief == text  # quotes that do not guard a command word stay
 
 
 # --- sub-commands ----------------------------------------------------------------------
@@ -468,7 +509,15 @@ def test_vtrix_prompt_limit() -> None:
     assert len(spec(options, brief="x" * limit).brief) == limit
     with pytest.raises(ParseError, match=f"at most {limit} characters"):
         spec(options, brief="x" * (limit + 1))
-    assert len(spec(brief="x" * (limit + 1)).brief) == limit + 1  # no limit on the Taste Machine
+    assert len(spec(brief="x" * (limit + 1)).brief) == limit + 1  # the Taste Machine's is higher
+
+
+def test_taste_machine_brief_cap() -> None:
+    limit = TASTEMACHINE.prompt_max_chars
+    assert limit == 4000
+    assert len(spec(brief="x" * limit).brief) == limit
+    with pytest.raises(ParseError, match="at most 4000 characters, and yours has 4001"):
+        spec(brief="x" * (limit + 1))
 
 
 def test_resolve_collapses_whitespace_and_refuses_empty() -> None:

@@ -93,7 +93,7 @@ async def test_one_key_bound_twice_keeps_one_set_of_limits(tmp_path: Path) -> No
             await bot.engine.execute(bot.actor("admin", admin=True), f"team key {KEY}", PLACE)
             for i in range(12):
                 await bot.ask("alice", f"mine {i} --fast --res 1k")
-                await bot.ask("bob", f"team {i} --fast --res 1k")  # bob has no key: team's
+                await bot.ask("bob", f"the team {i} --fast --res 1k")  # bob has no key: team's
             await bot.settled()
         stats = sim.stats().for_key(KEY)
     assert stats.tasks_completed == 24

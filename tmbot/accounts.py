@@ -14,6 +14,7 @@ from tmbot.capabilities import DEFAULT_PROVIDER, caps
 from tmbot.domain import Actor, ApiKey, ProviderName
 from tmbot.errors import NoKeyBound
 from tmbot.funds import Funds, period_start, priced, provider_flag
+from tmbot.keystate import open_key, unusable_note, usable
 from tmbot.ports import Store
 from tmbot.records import BudgetPeriod, KeyBinding, KeyRef, KeyScope, UserSettings
 from tmbot.replies import (
@@ -55,7 +56,8 @@ class Accounts:
     # --- keys --------------------------------------------------------------------------
 
     def decrypt(self, binding: KeyBinding) -> ApiKey:
-        key = self.vault.decrypt(binding.ciphertext)
+        """The binding's key, or KeyUnusable (the secret changed) saying who can rebind it."""
+        key = open_key(self.vault, binding)
         if self._on_secret is not None:
             self._on_secret(key.secret)
         return key
@@ -82,6 +84,9 @@ class Accounts:
         if binding is None:
             raise NoKeyBound("The key that was paying for this image has been removed.")
         return self.decrypt(binding)
+
+    def usable(self, binding: KeyBinding) -> bool:
+        return usable(self.vault, binding)
 
     async def bind_key(
         self,
@@ -135,13 +140,14 @@ class Accounts:
     async def _entry(self, actor: Actor, binding: KeyBinding) -> CreditsEntry:
         ref = binding.ref
         now = self._now()
+        # your use of the key you are on now: not of one bound before it
         today, month = [
             await self.store.spend(
                 actor.tenant,
                 actor.user_id,
                 scope=ref.scope,
                 provider=ref.provider,
-                since=period_start(period, now),
+                since=max(period_start(period, now), binding.created_at),
             )
             for period in (BudgetPeriod.DAY, BudgetPeriod.MONTH)
         ]
@@ -161,6 +167,7 @@ class Accounts:
             month=month,
             budget=budget,
             budget_left=left,
+            unusable=None if usable(self.vault, binding) else unusable_note(binding),
         )
 
     # --- settings and history ----------------------------------------------------------

@@ -105,7 +105,7 @@ TASTEMACHINE = ProviderCaps(
     default_resolution="2k",
     default_aspect_ratio="1:1",
     max_reference_images=14,
-    prompt_max_chars=None,
+    prompt_max_chars=4000,  # ours (the API documents none): see README, "The grammar"
     tastes=("default", "realistic-photo"),
     default_taste="default",
     limits=Limits(requests_per_window=60, window_seconds=60.0, max_concurrent=10),

@@ -6,15 +6,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
 from tmbot.config import Config
 from tmbot.domain import ApiKey
-from tmbot.errors import TmbotError
+from tmbot.errors import ConfigError, TmbotError
 from tmbot.redact import RedactingFilter, install_redaction
 from tmbot.replies import GenerationAccepted
 from tmbot.runtime import open_runtime
@@ -83,28 +85,63 @@ async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFil
     return 0
 
 
+_SIM_RATES = ("failure_rate", "error_rate", "timeout_rate", "malformed_rate")
+
+
+def _check_sim_args(args: argparse.Namespace) -> None:
+    """Every bad ``tmbot sim`` knob is one sentence (and exit code 2), never a traceback."""
+    for name in _SIM_RATES:
+        value = getattr(args, name)
+        if not 0.0 <= value <= 1.0:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be a fraction between 0 and 1, not {value:g}.")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(
+            f"--port must be between 0 and 65535 (0 picks a free one), not {args.port}."
+        )
+    for flag, value in (("--time-scale", args.time_scale), ("--image-ttl", args.image_ttl)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{flag} must be a finite number greater than zero, not {value:g}.")
+    if not (math.isfinite(args.hang_seconds) and args.hang_seconds >= 0):
+        raise ConfigError(
+            f"--hang-seconds must be a finite number of seconds, not {args.hang_seconds:g}."
+        )
+
+
 async def _sim(args: argparse.Namespace) -> int:
     from tmbot.simulator import SimConfig, run_server
 
-    await run_server(
-        args.host,
-        args.port,
-        SimConfig(
-            time_scale=args.time_scale,
-            task_failure_rate=args.failure_rate,
-            server_error_rate=args.error_rate,
-            timeout_rate=args.timeout_rate,
-            malformed_rate=args.malformed_rate,
-            image_ttl_seconds=args.image_ttl,
-            hang_seconds=args.hang_seconds,
-            seed=args.seed,
-        ),
+    _check_sim_args(args)
+    config = SimConfig(
+        time_scale=args.time_scale,
+        task_failure_rate=args.failure_rate,
+        server_error_rate=args.error_rate,
+        timeout_rate=args.timeout_rate,
+        malformed_rate=args.malformed_rate,
+        image_ttl_seconds=args.image_ttl,
+        hang_seconds=args.hang_seconds,
+        seed=args.seed,
     )
+    try:
+        await run_server(args.host, args.port, config)
+    except OSError as exc:
+        raise ConfigError(
+            f"The simulator cannot listen on {args.host} port {args.port} "
+            f"({exc.strerror or 'address unavailable'}); pick another with --port, or --port 0 "
+            "for a free one."
+        ) from None
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message.rstrip('.')} (see `{self.prog} --help`).\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tmbot", description=__doc__)
+    parser = _Parser(prog="tmbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     console = sub.add_parser("console", help="the terminal front end: one command per line")

@@ -25,10 +25,17 @@ How the parts fit:
   ``--taste`` does not break ``--provider vtrix``).
 * :func:`validate_settings` does the same for ``settings <flags>`` and returns what to store.
 
-Sub-commands are recognised only in their exact shapes, so "history museum poster", "team
-photo in a park" and "help wanted sign" are briefs. ``key`` always means the key command,
-so a key is never sent as a brief, and a brief holding a Taste Machine key is refused. No
-message ever echoes a key.
+The command-word rule: leading ``/taste`` words are dropped (people paste the help text), and
+so is a leading ``taste`` before a command word (``taste credits``). When the first word is one
+of :data:`COMMAND_WORDS` (any case), the line *is* that command: it parses as one of its
+shapes or fails with one sentence naming its valid arguments, so ``credits please`` or
+``history 5`` never becomes a paid image. A brief that starts with such a word is written in
+quotes: ``"history of the Tokyo subway" --ar 3:4`` (the quotes are dropped from the brief).
+
+Every line is cleaned first (:mod:`tmbot.cleantext`: NFC, no control, escape or zero-width
+characters, single spaces). Any text holding something shaped like an API key of either
+provider is refused (outside ``key`` and ``team key``), and the message tells the person to
+rotate it. No message ever echoes a key.
 
 Every list of models, ratios, resolutions, tastes, limits and key shapes is read from
 :mod:`tmbot.capabilities`.
@@ -47,6 +54,7 @@ from urllib.parse import urlsplit
 
 from tmbot import capabilities
 from tmbot.capabilities import ProviderCaps
+from tmbot.cleantext import clean, has_visible
 from tmbot.domain import ApiKey, GenerationSpec, ProviderName
 from tmbot.errors import ParseError
 from tmbot.records import UserSettings
@@ -60,6 +68,25 @@ MODEL_SHORTHANDS: Mapping[str, str] = MappingProxyType(
 )
 #: The flags as shown in help and messages.
 FLAGS: tuple[str, ...] = ("--ar", "--model", "--pro", "--fast", "--res", "--taste", "--provider")
+#: A line whose first word is one of these (any case) is that command, never a brief.
+COMMAND_WORDS: tuple[str, ...] = (
+    "key",
+    "logout",
+    "credits",
+    "settings",
+    "history",
+    "help",
+    "team",
+    "regenerate",
+    "delete",
+    "refine",
+)
+#: The longest line read at all (before cleaning); briefs have their own, smaller caps.
+MAX_TEXT_CHARS = 20_000
+#: Quote marks that open a brief starting with a command word, and what closes each.
+QUOTES: Mapping[str, str] = MappingProxyType(
+    {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“", "”": "”"}
+)
 
 # --- commands --------------------------------------------------------------------------
 
@@ -167,6 +194,30 @@ class TeamShow:
     pass
 
 
+@dataclass(frozen=True)
+class Regenerate:
+    """``regenerate ID``: another of a result (ids are case-insensitive: stored lower-case)."""
+
+    generation_id: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    """``delete ID``."""
+
+    generation_id: str
+
+
+@dataclass(frozen=True)
+class Refine:
+    """``refine ID words [flags]``: the result's brief with more words; new flags win."""
+
+    generation_id: str
+    brief: str
+    options: BriefOptions
+    image_urls: tuple[str, ...] = ()
+
+
 Command: TypeAlias = (
     Generate
     | BindKey
@@ -179,13 +230,22 @@ Command: TypeAlias = (
     | TeamBudget
     | TeamChannel
     | TeamShow
+    | Regenerate
+    | Delete
+    | Refine
 )
 
 # --- messages that are used in more than one place -----------------------------------
 
 EMPTY_BRIEF = f"Tell me what to make, e.g. {code(EXAMPLE)}."
 KEY_IN_TEXT = (
-    "That looks like an API key, so I did not use it: bind it privately with `/taste key` instead."
+    "That looks like an API key, so I did not use or store it: if it is a real key, rotate it at "
+    "the provider now (it was written in a message) and bind the new one privately with "
+    "`/taste key`."
+)
+NOTHING_VISIBLE = (
+    "Your brief has no visible characters left once invisible and control characters are "
+    f"removed; describe the image in words, e.g. {code(EXAMPLE)}."
 )
 BUDGET_USAGE = (
     "`team budget` needs a member and an amount, e.g. `team budget @bob 50/day`, "
@@ -261,6 +321,31 @@ def _looks_secret(value: str) -> bool:
     if _key_in_text().search(value):
         return True
     return any(re.fullmatch(pc.key_pattern, value) for pc in _providers())
+
+
+_SECRET_PART = re.compile(r"[-_.]")
+
+
+def secret_shaped(token: str) -> bool:
+    """True when a word looks like an API secret of either provider: a Taste Machine key
+    anywhere in it, or (outside links) a random-looking token of 20+ characters, i.e. one
+    with a run of 16+ letters and digits mixed, which Vtrix keys are and words are not."""
+    if _key_in_text().search(token):
+        return True
+    if "://" in token:
+        return False
+    word = token.strip("\"'`<>()[]{},;:!?")
+    if len(word) < 20 or not any(re.fullmatch(pc.key_pattern, word) for pc in _providers()):
+        return False
+    return any(
+        len(part) >= 16 and re.search(r"[0-9]", part) and re.search(r"[A-Za-z]", part)
+        for part in _SECRET_PART.split(word)
+    )
+
+
+def contains_secret(text: str) -> bool:
+    """True when any word of ``text`` is :func:`secret_shaped`."""
+    return any(secret_shaped(token) for token in text.split())
 
 
 def _show(value: str) -> str:
@@ -412,7 +497,11 @@ def make_options(
 # Slack wraps links as <https://x|label> and mentions as <@U123|bob>; labels may hold spaces.
 _SLACK_LINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.\-]*://[^<>|\s]*)(?:\|[^<>]*)?>")
 _SLACK_MENTION = re.compile(r"<([@#!][^<>|\s]*)\|[^<>]*>")
-_FLAG = re.compile(r"(?:--|[—–]-?)([A-Za-z][^=]*)(?:=(.*))?", re.DOTALL)
+#: Dashes people type before a flag: hyphens, and the en/em dashes (and minus signs) that
+#: Slack, macOS and phones make of ``--``.
+_DASHES = "-‐‑‒–—―−"
+_FLAG = re.compile(rf"([{_DASHES}]+)([A-Za-z][^=]*)(?:=(.*))?", re.DOTALL)
+_ONLY_DASHES = re.compile(rf"[{_DASHES}]+")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,30})://")
 
 _VALUE_FLAGS: Mapping[str, str] = MappingProxyType(
@@ -453,17 +542,37 @@ class _Flag:
 
 
 def _flag_of(token: str) -> _Flag | None:
-    """The flag a token is, if it is one. ``--x`` always is; ``—x`` only when ``x`` is (close
-    to) a flag name, since an em dash is also punctuation in a brief."""
+    """The flag a token is, if it is one. ``--x`` always is; with any other run of dashes
+    (``-ar``, ``---ar``, ``—ar``, ``–ar``) only when ``x`` is (close to) a flag name, since a
+    dash is also punctuation in a brief. Names are case-insensitive."""
     m = _FLAG.fullmatch(token)
     if not m:
         return None
-    name = m[1].lower().replace("_", "-")
-    flag = _Flag(name=name, value=m[2], shown="--" + name)
-    if token.startswith("--"):
+    name = m[2].lower().replace("_", "-")
+    flag = _Flag(name=name, value=m[3], shown="--" + name)
+    if m[1] == "--":
         return flag
     known = [*_VALUE_FLAGS, *MODEL_SHORTHANDS]
     return flag if closest(name, known, cutoff=0.75) else None
+
+
+def _check_lone_dashes(tokens: Sequence[str], i: int) -> None:
+    """A token of dashes alone is punctuation in a brief (``the year -- 1999``), except at
+    the very end or right before a flag's name (``-- ar 3:4``): then it was meant as a flag."""
+    token = tokens[i]
+    if not _ONLY_DASHES.fullmatch(token) or token in ("-",):
+        return
+    if i + 1 == len(tokens):
+        raise ParseError(
+            f"A lone {_show(token)} at the end is not a flag; write the flag's name right after "
+            "the dashes, e.g. `--ar 3:4`, or remove it."
+        )
+    name = tokens[i + 1].lower()
+    if name in _VALUE_FLAGS or name in MODEL_SHORTHANDS:
+        canonical = _FIELD_FLAG.get(_VALUE_FLAGS.get(name, ""), "--" + name)
+        raise ParseError(
+            f"{_show(token)} followed by a space is not a flag; did you mean {code(canonical)}?"
+        )
 
 
 def _unknown_flag(flag: _Flag) -> ParseError:
@@ -569,6 +678,7 @@ def _scan(tokens: Sequence[str]) -> _Scan:
     scan = _Scan()
     i = 0
     while i < len(tokens):
+        _check_lone_dashes(tokens, i)
         token = tokens[i]
         i += 1
         flag = _flag_of(token)
@@ -607,8 +717,14 @@ _OFF = ("off", "disable", "disabled", "no", "false")
 
 def parse(text: str) -> Command:
     """Turn the text after ``/taste`` into a command. Raises :class:`ParseError` only, with
-    one sentence for the user; never echoes a key."""
-    tokens = _tokenise(text)
+    one sentence for the user; never echoes a key. See the module docstring for the
+    command-word rule."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise ParseError(
+            f"That message has {len(text):,} characters, far more than a brief may have; "
+            f"{_brief_caps()}."
+        )
+    tokens = _drop_taste(_tokenise(clean(text)))
     if not tokens:
         raise ParseError(EMPTY_BRIEF)
     head, rest = tokens[0].lower(), tokens[1:]
@@ -618,11 +734,10 @@ def parse(text: str) -> Command:
     if head == "team" and rest and rest[0].lower() == "key":
         provider, key = _parse_key(rest[1:], command="team key")
         return TeamKey(provider=provider, key=key)
-    if _key_in_text().search(text):
+    if any(secret_shaped(token) for token in tokens):
         raise ParseError(KEY_IN_TEXT)
-    command = _parse_subcommand(head, rest)
-    if command is not None:
-        return command
+    if head in COMMAND_WORDS:
+        return _parse_command(head, rest)
     if len(tokens) == 1:
         near = closest(head, _ONE_WORD_COMMANDS, cutoff=0.85)
         if near and near != head:
@@ -633,11 +748,52 @@ def parse(text: str) -> Command:
     return _parse_generate(tokens)
 
 
+def _brief_caps() -> str:
+    """``briefs may have at most 4,000 characters on The Taste Machine and 2,500 on …``"""
+    capped = [pc for pc in _providers() if pc.prompt_max_chars is not None]
+    parts = [f"{pc.prompt_max_chars:,} characters on {pc.display_name}" for pc in capped[:1]]
+    parts += [f"{pc.prompt_max_chars:,} on {pc.display_name}" for pc in capped[1:]]
+    return "briefs may have at most " + " and ".join(parts)
+
+
+def _drop_taste(tokens: list[str]) -> list[str]:
+    """Leading ``/taste`` words go (the help text says ``/taste …``), and a ``taste`` right
+    before a command word (``taste credits``)."""
+    i = 0
+    while i < len(tokens) and tokens[i].lower() == "/taste":
+        i += 1
+    if (
+        i + 1 < len(tokens)
+        and tokens[i].lower() == "taste"
+        and tokens[i + 1].lower() in COMMAND_WORDS
+    ):
+        i += 1
+    return tokens[i:]
+
+
+def _unquoted_command_word(words: Sequence[str]) -> str | None:
+    """The brief without the quotes around its start, when it starts with a quoted command
+    word (``"history of the Tokyo subway"``); None when it does not."""
+    if not words or not words[0] or words[0][0] not in QUOTES:
+        return None
+    opening, text = words[0][0], " ".join(words)[1:]
+    if not text or text.split()[0].lower().strip("".join(QUOTES.values())) not in COMMAND_WORDS:
+        return None
+    closing = QUOTES[opening]
+    at = text.rfind(closing) if closing in "'’" else text.find(closing)
+    if at >= 0:
+        text = text[:at] + text[at + 1 :]
+    return " ".join(text.split())
+
+
 def _parse_generate(tokens: Sequence[str]) -> Generate:
     scan = _scan(tokens)
     if not scan.words:
         raise ParseError(EMPTY_BRIEF)
-    return Generate(brief=" ".join(scan.words), options=scan.options(), image_urls=tuple(scan.urls))
+    brief = _unquoted_command_word(scan.words) or " ".join(scan.words)
+    if not has_visible(brief):
+        raise ParseError(NOTHING_VISIBLE)
+    return Generate(brief=brief, options=scan.options(), image_urls=tuple(scan.urls))
 
 
 REFINE_EMPTY = (
@@ -649,29 +805,83 @@ REFINE_EMPTY = (
 def parse_refinement(text: str) -> Generate:
     """The words, flags and links of a refinement (``warmer, more negative space --ar 4:5``).
     Its words may be empty (new flags alone change the original's parameters)."""
-    tokens = _tokenise(text)
-    if _key_in_text().search(text):
+    tokens = _tokenise(clean(text))
+    if any(secret_shaped(token) for token in tokens):
         raise ParseError(KEY_IN_TEXT)
     scan = _scan(tokens)
     options = scan.options()
-    if not scan.words and not scan.urls and options.is_empty:
+    if not has_visible(" ".join(scan.words)) and not scan.urls and options.is_empty:
         raise ParseError(REFINE_EMPTY)
     return Generate(brief=" ".join(scan.words), options=options, image_urls=tuple(scan.urls))
 
 
-def _parse_subcommand(head: str, rest: list[str]) -> Command | None:
-    """The sub-command when the text has one's exact shape, else None (it is a brief)."""
-    if head in ("credits", "history") and not rest:
-        return Credits() if head == "credits" else History()
-    if head == "help":
-        return _parse_help(rest)
-    if head == "settings":
-        return _parse_settings(rest)
-    if head == "logout":
-        return _parse_logout(rest)
-    if head == "team":
-        return _parse_team(rest)
-    return None
+_USAGE: Mapping[str, str] = MappingProxyType(
+    {
+        "credits": "`credits` takes nothing more",
+        "history": "`history` takes nothing more (it lists your last 10 images)",
+        "help": f"`help` takes nothing or one topic, {choices_text(HELP_TOPICS)}",
+        "settings": (
+            "`settings` takes flags such as `--ar 3:4 --fast`, or `reset`, or nothing to show "
+            "your defaults"
+        ),
+        "logout": "`logout` takes a provider such as `vtrix`, or `all`, or nothing",
+        "team": "`team` takes `show`, `key`, `budget` or `channel`",
+        "regenerate": "`regenerate` takes one result id and nothing else, e.g. "
+        "`regenerate 3f2a1b9c4d`",
+        "delete": "`delete` takes one result id and nothing else, e.g. `delete 3f2a1b9c4d`",
+        "refine": "`refine` takes a result id and the words to add, e.g. "
+        "`refine 3f2a1b9c4d warmer light`",
+    }
+)
+_RESULT_ID = re.compile(r"`?([A-Za-z0-9]{4,40})`?")
+
+
+def not_a_brief(word: str) -> ParseError:
+    """The error for a line that starts with a command word but is not that command."""
+    return ParseError(
+        f"{_USAGE[word]}; to make an image whose description starts with “{word}”, put the "
+        f"description in quotes, e.g. {code(chr(34) + word + ' …' + chr(34))}."
+    )
+
+
+def _result_id(token: str) -> str | None:
+    m = _RESULT_ID.fullmatch(token)
+    return m[1].lower() if m else None
+
+
+def _parse_command(head: str, rest: list[str]) -> Command:
+    """The line is the command ``head`` names: one of its shapes, or an error naming them."""
+    command: Command | None = None
+    if head in ("credits", "history"):
+        command = None if rest else Credits() if head == "credits" else History()
+    elif head == "help":
+        command = _parse_help(rest)
+    elif head == "settings":
+        command = _parse_settings(rest)
+    elif head == "logout":
+        command = _parse_logout(rest)
+    elif head == "team":
+        command = _parse_team(rest)
+    elif head in ("regenerate", "delete") and len(rest) == 1:
+        generation_id = _result_id(rest[0])
+        if generation_id is not None:
+            command = Regenerate(generation_id) if head == "regenerate" else Delete(generation_id)
+    elif head == "refine" and len(rest) >= 2:
+        command = _parse_refine(rest)
+    if command is None:
+        raise not_a_brief(head)
+    return command
+
+
+def _parse_refine(rest: list[str]) -> Refine | None:
+    generation_id = _result_id(rest[0])
+    if generation_id is None:
+        return None
+    scan = _scan(rest[1:])
+    brief = " ".join(scan.words)
+    if not has_visible(brief) and scan.options().is_empty and not scan.urls:
+        return None
+    return Refine(generation_id, brief, scan.options(), tuple(scan.urls))
 
 
 def _parse_help(rest: list[str]) -> Help | None:
@@ -751,6 +961,8 @@ _MENTION = re.compile(r"<@!?([A-Za-z0-9]{1,64})>")
 _AT_NAME = re.compile(r"@([^\s@<>|#]{1,80})")
 _BARE_ID = re.compile(r"[A-Za-z0-9][\w.\-]{0,79}")
 _GROUP_MENTIONS = ("@everyone", "@here", "@channel")
+_PLATFORM_ID = re.compile(r"[UW][A-Z0-9]{2,}|\d{5,}")
+_EVERYONE_WORDS = ("all", "everyone", "everybody", "here", "channel", "team", "members")
 _BUDGET = re.compile(r"(\d{1,9})\s*(?:/|per|a|an|each|every)?\s*([a-z]+)")
 _PERIODS: Mapping[str, str] = MappingProxyType(
     {
@@ -779,10 +991,22 @@ def _budget_target(token: str) -> str | None:
             "Budgets are per member, so mention one person (e.g. `@bob`) or say `default` for "
             "everyone, not a role, channel or group."
         )
-    for pattern in (_MENTION, _AT_NAME, _BARE_ID):
+    bare = token.rstrip(",;:").removeprefix("@").lower()
+    if bare in _EVERYONE_WORDS:
+        raise ParseError(
+            f"{_show(token)} is not a member: a budget is for one person (e.g. `@bob`), or say "
+            "`default` for everyone without their own."
+        )
+    m = _MENTION.fullmatch(token.rstrip(",;:"))
+    if m:
+        return m[1]  # a platform's user id: its case matters
+    for pattern in (_AT_NAME, _BARE_ID):
         m = pattern.fullmatch(token.rstrip(",;:"))
         if m:
-            return m[1] if m.groups() else m[0]
+            name = m[1] if m.groups() else m[0]
+            # a Slack or Discord id keeps its case; a typed name (the console's users) is
+            # one person whatever the case
+            return name if _PLATFORM_ID.fullmatch(name) else name.casefold()
     raise ParseError(BUDGET_USAGE)
 
 
@@ -841,8 +1065,9 @@ def _parse_key(args: list[str], *, command: str) -> tuple[ProviderName, ApiKey |
         return provider, None
     if len(secrets) > 1:
         raise ParseError(
-            f"{code(command)} takes only the API key itself (one word); to make an image, "
-            "start the brief with another word, e.g. `a key lime pie`."
+            f"{code(command)} takes only the API key itself (one word); to make an image whose "
+            "description starts with “key”, put the description in quotes, e.g. "
+            '`"key lime pie on a plate"`.'
         )
     return provider, key_from_text(provider, secrets[0], command=command)
 
@@ -860,6 +1085,13 @@ def check_key(provider: ProviderName, key: ApiKey, *, command: str = "key") -> N
     message says what those look like and never repeats the key."""
     pc = capabilities.caps(provider)
     if re.fullmatch(pc.key_pattern, key.secret):
+        if provider is not ProviderName.TASTEMACHINE and _key_in_text().fullmatch(key.secret):
+            tm = capabilities.caps(ProviderName.TASTEMACHINE)
+            raise ParseError(
+                f"That is shaped like a key for {tm.display_name} ({tm.key_hint}), so I did not "
+                f"save it for {pc.display_name}; for {tm.display_name} use {code(command)} "
+                "followed by the key, without `--provider`."
+            )
         return
     others = [
         other
@@ -1020,10 +1252,12 @@ def _layer(options: BriefOptions, saved: UserSettings) -> tuple[ProviderCaps, Us
 
 
 def _check_brief(pc: ProviderCaps, brief: str) -> str:
-    text = " ".join(brief.split())
+    text = clean(brief)
     if not text:
         raise ParseError(EMPTY_BRIEF)
-    if _key_in_text().search(text):
+    if not has_visible(text):
+        raise ParseError(NOTHING_VISIBLE)
+    if contains_secret(text):
         raise ParseError(KEY_IN_TEXT)
     limit = pc.prompt_max_chars
     if limit is not None and len(text) > limit:

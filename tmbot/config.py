@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,8 +29,30 @@ class Config:
             time_scale=_positive(env, "TMBOT_TIME_SCALE", 1.0),
             deadline_seconds=_positive(env, "TMBOT_TASK_DEADLINE", 600.0),
             http_timeout=_positive(env, "TMBOT_HTTP_TIMEOUT", 30.0),
-            log_level=(env.get("TMBOT_LOG_LEVEL") or "WARNING").upper(),
+            log_level=_log_level(env),
         )
+
+
+#: The levels TMBOT_LOG_LEVEL accepts (any case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = (env.get("TMBOT_LOG_LEVEL") or "WARNING").strip()
+    level = raw.upper()
+    if level == "WARN":
+        level = "WARNING"
+    if level not in LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
+        raise ConfigError(
+            f"TMBOT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {_shown(raw)}."
+        )
+    return level
+
+
+def _shown(raw: str) -> str:
+    """A bad value for a message: printable, short, quoted."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in raw[:20])
+    return repr(text)
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
@@ -38,7 +62,7 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw[:20]!r}.") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than zero.")
+        raise ConfigError(f"{name} must be a number of seconds, not {_shown(raw)}.") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a finite number greater than zero, not {_shown(raw)}.")
     return value

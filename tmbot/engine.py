@@ -47,6 +47,7 @@ from tmbot.errors import (
 )
 from tmbot.events import Deleted, Delivered, Failed, Queued, Started
 from tmbot.funds import Funds, provider_flag
+from tmbot.leaks import refuse_bound_keys
 from tmbot.lifecycle import Lifecycle, Stored
 from tmbot.ports import Store
 from tmbot.providers.base import ImageProvider
@@ -131,10 +132,10 @@ class Engine:
             else Lifecycle(store=store, now=now)
         )
         self.funds = Funds(store=store, now=now)
-        self.team = Team(store=store, now=now)
         self.accounts = Accounts(
             store=store, vault=vault, funds=self.funds, now=now, on_secret=on_secret
         )
+        self.team = Team(store=store, now=now, usable=self.accounts.usable)
         self._jobs: dict[str, _Running] = {}
         self._idle = asyncio.Event()
         self._idle.set()
@@ -222,9 +223,19 @@ class Engine:
                 require_admin(actor)
             raise
         accounts = self.accounts
+        if not isinstance(command, cmds.BindKey | cmds.TeamKey):
+            # a key bound anywhere in the workspace never rides along in other text
+            await refuse_bound_keys(self.store, accounts.vault, actor.tenant, text)
         match command:
             case cmds.Generate():
                 return await self.generate(actor, command, place)
+            case cmds.Regenerate(generation_id=generation_id):
+                return await self.regenerate(actor, generation_id)
+            case cmds.Delete(generation_id=generation_id):
+                return await self.delete(actor, generation_id)
+            case cmds.Refine():
+                change = cmds.Generate(command.brief, command.options, command.image_urls)
+                return await self._refine(actor, command.generation_id, change, None)
             case cmds.BindKey(key=None):
                 return KeyFormRequested(command.provider, KeyScope.USER)
             case cmds.BindKey(key=ApiKey() as key):
@@ -238,7 +249,7 @@ class Engine:
             case cmds.History():
                 return await accounts.history(actor)
             case cmds.Help():
-                return HelpView(command.topic)
+                return HelpView(command.topic, platform=actor.platform)
             case cmds.TeamKey(key=None):
                 require_admin(actor)
                 return KeyFormRequested(command.provider, KeyScope.TEAM)
@@ -328,8 +339,12 @@ class Engine:
         over its parameters (the new flags win), and its image as the first reference while
         the provider's link to it lives (within the provider's cap). Paid like a
         regenerate; posted with a card of its own in the original's thread."""
+        return await self._refine(actor, generation_id, cmds.parse_refinement(text), place)
+
+    async def _refine(
+        self, actor: Actor, generation_id: str, change: cmds.Generate, place: Place | None
+    ) -> GenerationAccepted:
         original = await self._usable_original(actor, generation_id)
-        change = cmds.parse_refinement(text)
         brief = " ".join(w for w in (original.spec.brief, change.brief) if w)
         spec = cmds.resolve_over(
             change.options,
@@ -448,7 +463,7 @@ class Engine:
         )
 
     async def _generation_in(self, actor: Actor, generation_id: str) -> Generation:
-        gen = await self.store.get_generation(generation_id.strip().lower())
+        gen = await self.store.get_generation(generation_id.strip().strip("`").lower())
         if gen is None or gen.actor.tenant != actor.tenant:
             raise NotFound("That result is not one tmbot knows in this workspace.")
         return gen

@@ -54,6 +54,11 @@ class NoKeyBound(TmbotError):
     """There is no key to pay for this request."""
 
 
+class KeyUnusable(NoKeyBound):
+    """A key is bound but cannot be decrypted with this process's secret (``TMBOT_SECRET_KEY``
+    changed): it has to be bound again, by its owner or, for the team's key, by an admin."""
+
+
 class BudgetExceeded(TmbotError):
     """The request would exceed a budget or the key's last known balance; refused before
     any API call."""
@@ -129,10 +134,17 @@ class ProviderUnavailable(ProviderError):
     transient = True
 
     def __init__(
-        self, user_message: str, *, status: int | None = None, maybe_received: bool = False
+        self,
+        user_message: str,
+        *,
+        status: int | None = None,
+        maybe_received: bool = False,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(user_message, status=status)
         self.maybe_received = maybe_received
+        #: the connection itself failed: the request never left, nothing can have been charged
+        self.unreachable = unreachable
 
 
 class MalformedResponse(ProviderError):
@@ -159,6 +171,10 @@ class DeliveryFailed(TmbotError):
 
 class ConfigError(TmbotError):
     """The bot itself is misconfigured (bad environment variable, unreadable secret)."""
+
+
+class DatabaseInUse(ConfigError):
+    """Another engine holds the database's lock (SQLite serves one engine at a time)."""
 
 
 class GenerationTimedOut(ProviderError):

@@ -66,6 +66,9 @@ class Store(Protocol):
     async def record_balance(self, ref: KeyRef, *, remaining: float, seen_at: float) -> None:
         """Remember the provider's last reported balance for a bound key (no-op if unbound)."""
 
+    async def list_keys(self, tenant: str | None = None) -> list[KeyBinding]:
+        """Every binding of ``tenant`` (None: of every tenant), personal and team."""
+
     # --- settings --------------------------------------------------------------------
     async def get_settings(self, tenant: str, user_id: str) -> UserSettings: ...
 

@@ -56,6 +56,8 @@ class CreditsEntry:
     month: Spend
     budget: Budget | None = None  # the team budget that applies (team key only)
     budget_left: float | None = None
+    #: set when this process cannot decrypt the key (its secret changed): what to do
+    unusable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class HistoryView:
 @dataclass(frozen=True)
 class HelpView:
     topic: str | None
+    platform: str | None = None  # the console has no forms or reactions to mention
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class TeamKeyView:
     fingerprint: str
     balance: float | None
     balance_seen_at: float | None
+    unusable: str | None = None  # see CreditsEntry.unusable
 
 
 @dataclass(frozen=True)

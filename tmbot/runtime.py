@@ -81,10 +81,14 @@ async def open_runtime(
         timeout=config.http_timeout,
     )
     try:
-        store = await SqliteStore.open(path)
+        store = await SqliteStore.open(path, exclusive=True)  # one engine per database
         try:
             if vault is None:
-                vault = Vault.from_environment(env=os.environ, key_file=key_file_for(path))
+                vault = Vault.from_environment(
+                    env=os.environ,
+                    key_file=key_file_for(path),
+                    stored_keys=bool(await store.list_keys()),
+                )
             clock = Clock(scale=config.time_scale)
             scheduler = Scheduler(
                 providers=clients,

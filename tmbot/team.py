@@ -13,11 +13,13 @@ from tmbot.capabilities import DEFAULT_PROVIDER
 from tmbot.domain import Actor, ProviderName
 from tmbot.errors import NotPermitted
 from tmbot.funds import period_start, priced
+from tmbot.keystate import unusable_note
 from tmbot.ports import Store
 from tmbot.records import (
     DEFAULT_MEMBER,
     Budget,
     BudgetPeriod,
+    KeyBinding,
     KeyRef,
     KeyScope,
     Spend,
@@ -47,9 +49,17 @@ class Team:
     """Admin-only team settings, read from and stored in the store; ``now`` is the wall
     clock (seconds)."""
 
-    def __init__(self, *, store: Store, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        now: Callable[[], float],
+        usable: Callable[[KeyBinding], bool] = lambda binding: True,
+    ) -> None:
         self.store = store
         self._now = now
+        #: False for a key this process cannot decrypt (see tmbot.keystate)
+        self._usable = usable
 
     async def set_budget(
         self, actor: Actor, command: cmds.TeamBudget
@@ -90,7 +100,11 @@ class Team:
             if binding is not None:
                 keys.append(
                     TeamKeyView(
-                        provider, binding.fingerprint, binding.balance, binding.balance_seen_at
+                        provider,
+                        binding.fingerprint,
+                        binding.balance,
+                        binding.balance_seen_at,
+                        unusable=None if self._usable(binding) else unusable_note(binding),
                     )
                 )
         settings = await self.store.get_team_settings(tenant)

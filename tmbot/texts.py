@@ -145,10 +145,33 @@ Flags: `--ar 3:4` aspect ratio · `--pro` / `--fast` / `--model NAME` · `--res 
 `--taste realistic-photo` · `--provider vtrix`. Links to images in the text become references.
 Commands: `key` (bind your API key) · `logout` · `credits` · `settings [flags|reset]` · \
 `history` · `help flags` · `team key|budget|channel|show` (admins, see `help team`).
+A brief that starts with one of those words goes in quotes: `"history of the Tokyo subway"`.
 React 🔁 on a result to make another, paid with your own key or budget."""
 
 
-def help_text(topic: str | None) -> str:
+#: The console has no reactions and no private forms: its help says what it has instead.
+_CONSOLE_HELP: dict[str, str] = {
+    "makes an image and posts it in a thread.": "makes an image and saves it as a file.",
+    "React 🔁 on a result to make another, paid with your own key or budget.": (
+        "`regenerate ID` makes another of a result, paid with your own key or budget; "
+        "`delete ID` deletes one."
+    ),
+    "`/taste key` opens a private form for your API key (`/taste key --provider vtrix` "
+    "for Vtrix).": "`key <your key>` binds your API key (`key --provider vtrix <key>` for Vtrix).",
+}
+
+
+def help_text(topic: str | None, *, platform: str | None = None) -> str:
+    """The help on ``topic``; ``platform="console"`` speaks of what the console has."""
+    text = _help_text(topic)
+    if platform == "console":
+        for general, console in _CONSOLE_HELP.items():
+            text = text.replace(general, console)
+        text = text.replace("/taste ", "")
+    return text
+
+
+def _help_text(topic: str | None) -> str:
     if topic in (None, ""):
         return HELP_GENERAL
     if topic in ("flags", "models", "ratios"):
@@ -219,8 +242,8 @@ def render(reply: Reply) -> str:
             if not gens:
                 return "You have no images yet."
             return "Your last images:\n" + "\n".join(history_line(g, now=now) for g in gens)
-        case HelpView(topic=topic):
-            return help_text(topic)
+        case HelpView(topic=topic, platform=platform):
+            return help_text(topic, platform=platform)
         case TeamView():
             return team_text(reply)
         case BudgetSaved():
@@ -252,6 +275,8 @@ def describe_settings(settings: UserSettings) -> str:
 def credits_line(entry: CreditsEntry, *, now: float) -> str:
     name = PROVIDERS[entry.provider].display_name
     whose = "your personal key" if entry.scope is KeyScope.USER else "the team's key"
+    if entry.unusable is not None:
+        return f"You're on {whose} for {name} ({entry.fingerprint}): {entry.unusable}."
     if entry.balance is not None:
         seen = relative_time(now - (entry.balance_seen_at or now))
         balance = f"{credits_word(entry.balance)} left as of {seen}"
@@ -322,7 +347,9 @@ def team_text(view: TeamView) -> str:
     keys = []
     for key in view.keys:
         shown = f"{PROVIDERS[key.provider].display_name} {key.fingerprint}"
-        if key.balance is not None:
+        if key.unusable is not None:
+            shown += f" ({key.unusable})"
+        elif key.balance is not None:
             seen = relative_time(view.now - (key.balance_seen_at or view.now))
             shown += f" ({credits_word(key.balance)} left as of {seen})"
         keys.append(shown)

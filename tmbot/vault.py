@@ -72,12 +72,25 @@ class Vault:
             raise ConfigError(_UNDECRYPTABLE) from None
         return ApiKey(plain.decode("utf-8"))
 
+    def can_decrypt(self, ciphertext: bytes) -> bool:
+        """False when ``ciphertext`` was made with another secret (``TMBOT_SECRET_KEY``
+        changed since the key was bound)."""
+        try:
+            self._fernet.decrypt(ciphertext)
+        except InvalidToken:
+            return False
+        return True
+
     @classmethod
-    def from_environment(cls, *, env: Mapping[str, str], key_file: Path) -> Vault:
+    def from_environment(
+        cls, *, env: Mapping[str, str], key_file: Path, stored_keys: bool = False
+    ) -> Vault:
         """The vault for this process.
 
         ``TMBOT_SECRET_KEY`` wins when set. Otherwise the Fernet key is read from
-        ``key_file``, which is created (mode 0600, atomically) with a fresh key when missing.
+        ``key_file``, which is created (mode 0600, atomically) with a fresh key when missing
+        — unless ``stored_keys`` says the database already holds keys: they were encrypted
+        with a secret that is not here now, and a new one would make every one unusable.
         A key file that other users may read or write is refused.
         """
         configured = env.get(SECRET_KEY_ENV, "").strip()
@@ -89,6 +102,12 @@ class Vault:
                     f"{SECRET_KEY_ENV} is not a valid Fernet key (32 url-safe base64-encoded "
                     f"bytes); make one with: {GENERATE_KEY_COMMAND}"
                 ) from None
+        if stored_keys and not key_file.exists():
+            raise ConfigError(
+                f"The database holds API keys encrypted with a {SECRET_KEY_ENV} that is not set "
+                f"now (and there is no key file {key_file}); set {SECRET_KEY_ENV} to the secret "
+                "they were stored with."
+            )
         return cls(_read_or_create_key_file(key_file))
 
 

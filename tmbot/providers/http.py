@@ -298,6 +298,16 @@ def error_for_response(
 # --- the shared client -----------------------------------------------------------------
 
 
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a base URL: never its user, password, path or query."""
+    try:
+        parsed = httpx.URL(url)
+        port = f":{parsed.port}" if parsed.port else ""
+        return f"{parsed.scheme}://{parsed.host}{port}"
+    except (httpx.InvalidURL, ValueError):
+        return "its configured address"
+
+
 def auth_headers(key: ApiKey, label: str) -> dict[str, str]:
     if not _HEADER_SAFE.fullmatch(key.secret):
         raise KeyRejected(f"This {label} API key contains characters that cannot be sent.")
@@ -352,12 +362,18 @@ class ProviderHttp:
                     headers=headers,
                     timeout=self.timeout,
                 )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # the request never left: safe to send again
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # the request never left: safe to send again, and nothing can have been charged
             log.debug("%s -> %s", what, type(exc).__name__)
             raise ProviderUnavailable(
-                f"Could not reach {self.label} (connection failed)."
+                f"Could not reach {self.label} at {_origin(self.base_url)} (connection failed); "
+                "nothing was sent, so nothing was charged.",
+                unreachable=True,
             ) from None
+        except httpx.PoolTimeout as exc:
+            # waited for a free connection of our own: the request never left either
+            log.debug("%s -> %s", what, type(exc).__name__)
+            raise ProviderUnavailable(f"Could not reach {self.label} (busy).") from None
         except httpx.TimeoutException as exc:
             log.debug("%s -> %s", what, type(exc).__name__)
             raise ProviderUnavailable(

@@ -109,6 +109,9 @@ class SchedulerSettings:
     backoff_cap: float = 60.0
     default_retry_after: float = 5.0
     download_attempts: int = 4
+    #: provider seconds a create keeps retrying while the provider cannot be reached at all
+    #: (connection refused or failed: nothing was sent, nothing charged) before it fails
+    unreachable_limit: float = 45.0
     poll: PollPolicy = field(default_factory=PollPolicy)
     #: per-provider overrides of the capability table's limits (e.g. Vtrix publishes none)
     limits: Mapping[ProviderName, Limits] = field(default_factory=dict)
@@ -361,6 +364,8 @@ class Scheduler:
             except ProviderUnavailable as err:
                 if create and err.maybe_received:
                     raise NotResent(f"{err.user_message.removesuffix('.')}; {NOT_RESENT}") from None
+                if create and err.unreachable:  # say so in seconds, not at the task deadline
+                    deadline = min(deadline, sent_at + self.settings.unreachable_limit)
                 last = err
                 failures += 1
                 await self._backoff(failures, deadline)
