@@ -153,6 +153,7 @@ async def test_typed_commands_and_quoted_briefs_through_the_console(tmp_path: Pa
         assert again != gen
         await chat.settle()
         assert (await chat.say(f"/taste delete {again.upper()}")).startswith(f"Deleted {again}")
+        await chat.transcript.wait_for(rf"^\[{again}\] deleted by alice: removed its file$")
         assert not (chat.out / f"tmbot-{again}.png").exists()
         assert chat.stats(ALICE).tasks_created == 2
 
