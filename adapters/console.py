@@ -18,16 +18,30 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
-from tmbot.cleantext import clean, printable
-from tmbot.domain import Actor, Place, tenant_of
-from tmbot.engine import Engine
-from tmbot.errors import TmbotError
-from tmbot.events import Accepted, Deleted, Delivered, Event, Failed, Queued, Started
-from tmbot.funds import priced
-from tmbot.ports import Notice
-from tmbot.records import MessageLink
-from tmbot.replies import GenerationAccepted, KeyFormRequested, Reply
-from tmbot.texts import describe_spec, render
+from tmbot import (
+    Accepted,
+    Actor,
+    Deleted,
+    Delivered,
+    Engine,
+    Event,
+    Failed,
+    GenerationAccepted,
+    KeyFormRequested,
+    MessageLink,
+    Notice,
+    Place,
+    Queued,
+    Reply,
+    Started,
+    TmbotError,
+    clean,
+    describe_spec,
+    priced,
+    printable,
+    render,
+    tenant_of,
+)
 
 log = logging.getLogger(__name__)
 

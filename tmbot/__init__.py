@@ -1,7 +1,86 @@
 """tmbot: The Taste Machine (and Vtrix Nano Banana 2) image generation for chat teams.
 
-The package is the platform-neutral core. It never imports a chat SDK or a database
-driver; adapters/ and storage/ plug into the Protocols in :mod:`tmbot.ports`.
+The package is the platform-neutral core. It never imports a chat SDK or a database driver;
+adapters/ and storage/ plug into the Protocols in :mod:`tmbot.ports`. This module is the
+core's public face: adapters import what they use from here, and only from here.
 """
 
+from tmbot.cleantext import clean, printable
+from tmbot.domain import Actor, ApiKey, Place, ProviderName, tenant_of
+from tmbot.engine import Engine
+from tmbot.errors import (
+    ConfigError,
+    NotFound,
+    NotPermitted,
+    ParseError,
+    TmbotError,
+)
+from tmbot.events import Accepted, Deleted, Delivered, Event, Failed, Queued, Started
+from tmbot.funds import priced
+from tmbot.ports import Notice, Notifier
+from tmbot.records import Generation, GenStatus, KeyScope, MessageLink
+from tmbot.replies import (
+    BudgetRemoved,
+    BudgetSaved,
+    ChannelSet,
+    CreditsView,
+    DeleteAccepted,
+    GenerationAccepted,
+    HelpView,
+    HistoryView,
+    KeyBound,
+    KeyFormRequested,
+    LoggedOut,
+    Reply,
+    SettingsView,
+    TeamView,
+)
+from tmbot.texts import describe_spec, render
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Accepted",
+    "Actor",
+    "ApiKey",
+    "BudgetRemoved",
+    "BudgetSaved",
+    "ChannelSet",
+    "ConfigError",
+    "CreditsView",
+    "DeleteAccepted",
+    "Deleted",
+    "Delivered",
+    "Engine",
+    "Event",
+    "Failed",
+    "GenStatus",
+    "Generation",
+    "GenerationAccepted",
+    "HelpView",
+    "HistoryView",
+    "KeyBound",
+    "KeyFormRequested",
+    "KeyScope",
+    "LoggedOut",
+    "MessageLink",
+    "NotFound",
+    "NotPermitted",
+    "Notice",
+    "Notifier",
+    "ParseError",
+    "Place",
+    "ProviderName",
+    "Queued",
+    "Reply",
+    "SettingsView",
+    "Started",
+    "TeamView",
+    "TmbotError",
+    "clean",
+    "describe_spec",
+    "priced",
+    "printable",
+    "render",
+    "tenant_of",
+]
