@@ -1071,27 +1071,27 @@ class SqliteStore:
         if not outcomes:
             return
         now = self._now()
+        links = [_message_link_to_row(link) for o in outcomes for link in o.links]
+        done = [(now, o.error, o.attempts, o.entry_id) for o in outcomes if o.done]
+        retry = [
+            (o.attempts, o.next_attempt_at, o.error, o.entry_id) for o in outcomes if not o.done
+        ]
         async with self._write() as db:
-            for outcome in outcomes:
-                for link in outcome.links:
-                    await db.execute(_UPSERT_LINK, _message_link_to_row(link))
-                if outcome.done:
-                    await db.execute(
-                        "UPDATE outbox SET done_at = ?, error = ?, attempts = ?, blob = NULL"
-                        " WHERE id = ? AND done_at IS NULL",
-                        (now, outcome.error, outcome.attempts, outcome.entry_id),
-                    )
-                else:
-                    await db.execute(
-                        "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?"
-                        " WHERE id = ?",
-                        (
-                            outcome.attempts,
-                            outcome.next_attempt_at,
-                            outcome.error,
-                            outcome.entry_id,
-                        ),
-                    )
+            # one statement per kind of change: a batch of thousands is a few thread hops
+            if links:
+                await db.executemany(_UPSERT_LINK, links)
+            if done:
+                await db.executemany(
+                    "UPDATE outbox SET done_at = ?, error = ?, attempts = ?, blob = NULL"
+                    " WHERE id = ? AND done_at IS NULL",
+                    done,
+                )
+            if retry:
+                await db.executemany(
+                    "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?"
+                    " WHERE id = ?",
+                    retry,
+                )
 
     # --- remembered platform events ----------------------------------------------------
 

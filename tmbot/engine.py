@@ -51,7 +51,7 @@ from tmbot.leaks import refuse_bound_keys
 from tmbot.lifecycle import Lifecycle, Stored
 from tmbot.ports import Store
 from tmbot.providers.base import ImageProvider
-from tmbot.records import Generation, GenStatus, KeyRef, KeyScope
+from tmbot.records import Generation, GenStatus, KeyScope
 from tmbot.replies import (
     DeleteAccepted,
     GenerationAccepted,
@@ -655,7 +655,3 @@ async def image_size(image: bytes) -> tuple[int, int]:
             return img.size
 
     return await asyncio.to_thread(measure)
-
-
-def key_ref(actor: Actor, provider: ProviderName, scope: KeyScope) -> KeyRef:
-    return KeyRef(scope, actor.tenant, actor.user_id if scope is KeyScope.USER else "", provider)
