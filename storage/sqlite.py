@@ -1088,8 +1088,7 @@ class SqliteStore:
                 )
             if retry:
                 await db.executemany(
-                    "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?"
-                    " WHERE id = ?",
+                    "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ? WHERE id = ?",
                     retry,
                 )
 
