@@ -48,7 +48,6 @@ from tmbot.records import (
     NewEvent,
     OutboxEntry,
     Spend,
-    TeamSettings,
     UserSettings,
 )
 
@@ -840,26 +839,35 @@ class SqliteStore:
         )
         return [_budget_from_row(row) for row in rows]
 
-    async def get_team_settings(self, tenant: str) -> TeamSettings:
-        rows = await self._fetch(
-            "SELECT channel_enabled FROM team_settings WHERE tenant = ?", (tenant,)
-        )
-        if not rows:
-            return TeamSettings()
-        return TeamSettings(channel_enabled=bool(rows[0]["channel_enabled"]))
-
-    async def put_team_settings(self, tenant: str, settings: TeamSettings) -> None:
+    async def set_request_channel(
+        self, tenant: str, channel: str, *, enabled: bool, by: str, at: float
+    ) -> bool:
         async with self._write() as db:
-            await db.execute(
-                """
-                INSERT INTO team_settings (tenant, channel_enabled, updated_at)
-                VALUES (?, ?, ?)
-                ON CONFLICT (tenant) DO UPDATE SET
-                    channel_enabled = excluded.channel_enabled,
-                    updated_at = excluded.updated_at
-                """,
-                (tenant, int(settings.channel_enabled), self._now()),
-            )
+            if enabled:
+                cursor = await db.execute(
+                    "INSERT INTO request_channels (tenant, channel, added_by, added_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (tenant, channel) DO NOTHING",
+                    (tenant, channel, by, at),
+                )
+            else:
+                cursor = await db.execute(
+                    "DELETE FROM request_channels WHERE tenant = ? AND channel = ?",
+                    (tenant, channel),
+                )
+            return cursor.rowcount > 0
+
+    async def request_channels(self, tenant: str) -> list[str]:
+        rows = await self._fetch(
+            "SELECT channel FROM request_channels WHERE tenant = ? ORDER BY added_at, channel",
+            (tenant,),
+        )
+        return [str(row["channel"]) for row in rows]
+
+    async def is_request_channel(self, tenant: str, channel: str) -> bool:
+        rows = await self._fetch(
+            "SELECT 1 FROM request_channels WHERE tenant = ? AND channel = ?", (tenant, channel)
+        )
+        return bool(rows)
 
     # --- credit use ----------------------------------------------------------------------
 

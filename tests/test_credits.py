@@ -286,4 +286,12 @@ async def test_budgets_and_team_settings_round_trip(tmp_path: Path) -> None:
         assert await store.delete_budget("T1", "bob") is False
         assert await store.get_budget("T1", "bob") is None
         assert await store.get_budget("T2", "bob") is not None
-        assert (await store.get_team_settings("T1")).channel_enabled is False
+        assert await store.request_channels("T1") == []
+        assert await store.set_request_channel("T1", "C1", enabled=True, by="ann", at=1.0)
+        assert not await store.set_request_channel("T1", "C1", enabled=True, by="bob", at=2.0)
+        await store.set_request_channel("T1", "C0", enabled=True, by="ann", at=3.0)
+        assert await store.request_channels("T1") == ["C1", "C0"]
+        assert await store.is_request_channel("T1", "C0")
+        assert not await store.is_request_channel("T2", "C0")
+        assert await store.set_request_channel("T1", "C1", enabled=False, by="ann", at=4.0)
+        assert await store.request_channels("T1") == ["C0"]

@@ -299,7 +299,6 @@ async def test_the_migration_namespaces_existing_tenants(tmp_path: Path) -> None
         gen = await store.get_generation("g1")
         assert gen is not None
         assert (gen.actor.tenant, gen.key.tenant) == ("slack:T9", "slack:T9")
-        assert (await store.get_team_settings("console:local")).channel_enabled
         rows = await store._db.execute_fetchall("SELECT tenant FROM key_bindings")
         assert [r[0] for r in rows] == ["console:local"]
         rows = await store._db.execute_fetchall("SELECT tenant FROM users")

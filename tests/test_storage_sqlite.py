@@ -146,11 +146,11 @@ async def test_schema_has_every_table(store: SqliteStore) -> None:
         "key_bindings",
         "message_links",
         "outbox",
+        "request_channels",
         "schema_version",
         "seen",
         "sqlite_sequence",
         "team_budgets",
-        "team_settings",
         "users",
     }
 
@@ -168,7 +168,7 @@ async def test_migrations_applied_once_and_reopen_keeps_data(db_path: Path) -> N
         )
         expected = [(m.version, m.name, 111.0) for m in load_migrations()]
         assert [tuple(row) for row in rows] == expected
-        assert [v for v, _, _ in expected] == [1, 2, 3, 4]
+        assert [v for v, _, _ in expected] == [1, 2, 3, 4, 5]
     finally:
         await second.close()
 

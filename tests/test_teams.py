@@ -139,11 +139,11 @@ async def test_non_admins_are_refused_every_team_command(tmp_path: Path) -> None
         # nothing was stored by any of them
         shown = await chat.say("team show")
         assert "The team has no key bound" in shown
-        assert "Channel mentions: off" in shown
+        assert "Request channels: none" in shown
         assert "Budgets: none" in shown
         # and the same commands work for an admin
         assert (await chat.say("team key")).startswith("The console has no private form")
-        assert (await chat.say("team channel on")).startswith("Channel mentions are on")
+        assert (await chat.say("team channel on")).startswith("This channel is a request channel")
         assert "error" not in await chat.say("team budget @carol 50/day")
         assert chat.sim.stats().totals.requests == 0
 
@@ -156,7 +156,8 @@ async def test_team_show_lists_keys_budgets_channel_and_use(tmp_path: Path) -> N
         await chat.say("team budget default 100/month")
         await chat.say("team budget @bob 25/day")
         assert await chat.say("@erin team channel on") == (
-            "Channel mentions are on: members can mention tmbot in a channel."
+            "This channel is a request channel: every new message here is a brief, and its "
+            "image is posted in the message's thread."
         )
         await chat.ask("@bob a jazz poster")  # 10 credits
         await chat.ask("@carol a lighthouse --fast --res 1k")  # 8 credits
@@ -169,7 +170,9 @@ async def test_team_show_lists_keys_budgets_channel_and_use(tmp_path: Path) -> N
         r"Vtrix \(Nano Banana 2\) …0001\.",
         lines[0],
     ), lines[0]
-    assert lines[1] == "Channel mentions: on (`/taste team channel on|off`)."
+    assert lines[1] == (
+        "Request channels: console (`/taste team channel on|off` typed in a channel)."
+    )
     assert lines[2] == (
         "Budgets (credits on the team key): default 100/month, bob 25/day; members without "
         "their own budget get the default."
@@ -183,15 +186,24 @@ async def test_team_show_lists_keys_budgets_channel_and_use(tmp_path: Path) -> N
     assert len(lines) == 6
 
 
-async def test_channel_setting_is_stored(tmp_path: Path) -> None:
+async def test_request_channels_are_stored_per_channel(tmp_path: Path) -> None:
     async with console_chat(tmp_path) as chat:
-        assert (await chat.store.get_team_settings("console:local")).channel_enabled is False
+        engine, tenant = chat.engine, "console:local"
+        assert not await engine.is_request_channel(tenant, "console")
         await chat.say("team channel on")
-        assert (await chat.store.get_team_settings("console:local")).channel_enabled is True
+        assert await engine.is_request_channel(tenant, "console")
+        assert not await engine.is_request_channel(tenant, "elsewhere")
+        assert not await engine.is_request_channel("slack:T1", "console")  # other tenants
+        assert "(it already was)" in await chat.say("team channel on")
         assert await chat.say("team channel off") == (
-            "Channel mentions are off: members use `/taste` to make images."
+            "This channel is no longer a request channel: mention tmbot or use `/taste` to "
+            "make images here."
         )
-        assert (await chat.store.get_team_settings("console:local")).channel_enabled is False
+        assert not await engine.is_request_channel(tenant, "console")
+        assert await chat.say("team channel off") == (
+            "This channel was not a request channel; nothing changed."
+        )
+        assert await chat.store.request_channels(tenant) == []
 
 
 @pytest.mark.parametrize(
@@ -284,7 +296,7 @@ async def test_teams_and_budgets_with_real_processes(tmp_path: Path) -> None:
         "with 0 left today."
         in stdout
     ), stdout
-    assert "Channel mentions: on" in stdout
+    assert "Request channels: console" in stdout
     assert "• bob: 20 / 20 credits; budget 20/day, 0 left" in stdout
     assert "• dave: 10 / 10 credits; default budget 10/day, 0 left" in stdout
     leak = stored_bytes(db)

@@ -260,7 +260,7 @@ class Engine:
             case cmds.TeamBudget():
                 return await self.team.set_budget(actor, command)
             case cmds.TeamChannel():
-                return await self.team.set_channel(actor, command.enabled)
+                return await self.team.set_channel(actor, command.enabled, place.channel)
         raise NotFound("That command is not known.")  # pragma: no cover - exhaustive match
 
     async def bind_key(
@@ -280,6 +280,10 @@ class Engine:
         clicks answer False."""
         earlier = await self.store.remember(scope, key, value="1", now=self._now(), ttl=ttl)
         return earlier is None
+
+    async def is_request_channel(self, tenant: str, channel: str) -> bool:
+        """Whether every new message in ``channel`` is a brief (``team channel on``)."""
+        return await self.store.is_request_channel(tenant, channel)
 
     async def generation_for_message(
         self, platform: str, channel: str, message_id: str

@@ -20,7 +20,6 @@ from tmbot.records import (
     NewEvent,
     OutboxEntry,
     Spend,
-    TeamSettings,
     UserSettings,
 )
 
@@ -87,9 +86,16 @@ class Store(Protocol):
     async def list_budgets(self, tenant: str) -> list[Budget]:
         """The default budget first (if any), then members' budgets by member id."""
 
-    async def get_team_settings(self, tenant: str) -> TeamSettings: ...
+    async def set_request_channel(
+        self, tenant: str, channel: str, *, enabled: bool, by: str, at: float
+    ) -> bool:
+        """Make ``channel`` a request channel of ``tenant`` (or not); True when that
+        changed something."""
 
-    async def put_team_settings(self, tenant: str, settings: TeamSettings) -> None: ...
+    async def request_channels(self, tenant: str) -> list[str]:
+        """The tenant's request channels, in the order they were added."""
+
+    async def is_request_channel(self, tenant: str, channel: str) -> bool: ...
 
     # --- credit use, derived from generations -----------------------------------------
     async def spend(

@@ -135,14 +135,6 @@ class Budget:
 
 
 @dataclass(frozen=True)
-class TeamSettings:
-    """Per-tenant switches set by admins."""
-
-    #: members may mention the bot in channels (the Slack/Discord adapters read it)
-    channel_enabled: bool = False
-
-
-@dataclass(frozen=True)
 class Spend:
     """Credit use derived from generation rows (see the module docstring).
 

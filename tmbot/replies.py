@@ -114,7 +114,7 @@ class MemberUse:
 @dataclass(frozen=True)
 class TeamView:
     keys: tuple[TeamKeyView, ...]
-    channel_enabled: bool
+    request_channels: tuple[str, ...]  # channel ids where every new message is a brief
     budgets: tuple[Budget, ...]  # the default first, if any
     members: tuple[MemberUse, ...]
     now: float
@@ -139,7 +139,12 @@ class BudgetRemoved:
 
 @dataclass(frozen=True)
 class ChannelSet:
+    """``team channel on|off`` in ``channel``: whether it is now a request channel, and
+    whether that changed anything."""
+
+    channel: str
     enabled: bool
+    changed: bool
 
 
 @dataclass(frozen=True)

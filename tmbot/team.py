@@ -23,7 +23,6 @@ from tmbot.records import (
     KeyRef,
     KeyScope,
     Spend,
-    TeamSettings,
 )
 from tmbot.replies import (
     BudgetRemoved,
@@ -84,10 +83,13 @@ class Team:
         team_key = await self.store.get_key(KeyRef(KeyScope.TEAM, tenant, "", DEFAULT_PROVIDER))
         return BudgetSaved(budget=budget, team_has_key=team_key is not None)
 
-    async def set_channel(self, actor: Actor, enabled: bool) -> ChannelSet:
+    async def set_channel(self, actor: Actor, enabled: bool, channel: str) -> ChannelSet:
+        """Make the channel the command was typed in a request channel (or not)."""
         require_admin(actor)
-        await self.store.put_team_settings(actor.tenant, TeamSettings(channel_enabled=enabled))
-        return ChannelSet(enabled=enabled)
+        changed = await self.store.set_request_channel(
+            actor.tenant, channel, enabled=enabled, by=actor.user_id, at=self._now()
+        )
+        return ChannelSet(channel=channel, enabled=enabled, changed=changed)
 
     async def show(self, actor: Actor) -> TeamView:
         """The team's keys (fingerprints and balances), the channel setting, the budgets, and
@@ -107,11 +109,10 @@ class Team:
                         unusable=None if self._usable(binding) else unusable_note(binding),
                     )
                 )
-        settings = await self.store.get_team_settings(tenant)
         budgets = await self.store.list_budgets(tenant)
         return TeamView(
             keys=tuple(keys),
-            channel_enabled=settings.channel_enabled,
+            request_channels=tuple(await self.store.request_channels(tenant)),
             budgets=tuple(budgets),
             members=await self._members(tenant, budgets, now),
             now=now,

@@ -199,7 +199,8 @@ def _help_text(topic: str | None) -> str:
             "Admins only: `/taste team key` binds the team's key, which members without their "
             "own key use; `/taste team budget @bob 50/day` (or `default 200/month`, or "
             "`@bob off`) caps a member's use of it in credits; `/taste team channel on|off` "
-            "lets members mention tmbot in channels; `/taste team show` lists keys, budgets "
+            "typed in a channel makes every new message there a brief (or stops it); "
+            "`/taste team show` lists keys, budgets "
             "and this period's use. Without any budget the team key is not capped."
         )
     return HELP_GENERAL
@@ -250,10 +251,19 @@ def render(reply: Reply) -> str:
             return budget_saved_text(reply)
         case BudgetRemoved():
             return budget_removed_text(reply)
-        case ChannelSet(enabled=enabled):
+        case ChannelSet(enabled=enabled, changed=changed):
             if enabled:
-                return "Channel mentions are on: members can mention tmbot in a channel."
-            return "Channel mentions are off: members use `/taste` to make images."
+                already = "" if changed else " (it already was)"
+                return (
+                    f"This channel is a request channel{already}: every new message here is a "
+                    "brief, and its image is posted in the message's thread."
+                )
+            if not changed:
+                return "This channel was not a request channel; nothing changed."
+            return (
+                "This channel is no longer a request channel: mention tmbot or use `/taste` "
+                "to make images here."
+            )
         case DeleteAccepted(generation=gen, cancelled=cancelled):
             if cancelled:
                 return f"Cancelled {gen.id} before it was sent; nothing was charged."
@@ -358,10 +368,8 @@ def team_text(view: TeamView) -> str:
         if keys
         else "The team has no key bound; an admin can add one with `/taste team key`."
     ]
-    lines.append(
-        f"Channel mentions: {'on' if view.channel_enabled else 'off'} "
-        "(`/taste team channel on|off`)."
-    )
+    channels = ", ".join(view.request_channels) if view.request_channels else "none"
+    lines.append(f"Request channels: {channels} (`/taste team channel on|off` typed in a channel).")
     if view.budgets:
         shown_budgets = [
             f"{'default' if b.is_default else b.member} {budget_rate(b)}" for b in view.budgets
