@@ -4,6 +4,7 @@ simulator over HTTP, a SQLite file, the whole bot built by the composition root.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 from collections.abc import Callable
@@ -16,10 +17,11 @@ from storage.sqlite import SqliteStore, load_migrations
 from tests.harness import Bot, Recorder
 from tmbot.domain import Actor, Place, tenant_of
 from tmbot.errors import Conflict, IllegalTransition, ParseError
-from tmbot.events import Accepted, Delivered, Queued, Started, encode
+from tmbot.events import Accepted, Delivered, Event, Queued, Started, encode
 from tmbot.lifecycle import MOVES, check_move
 from tmbot.outbox import DispatchPolicy
-from tmbot.records import GenStatus
+from tmbot.ports import Notice
+from tmbot.records import GenStatus, MessageLink
 from tmbot.replies import GenerationAccepted
 from tmbot.simulator import Simulator
 
@@ -316,3 +318,33 @@ async def test_accepted_is_the_first_event_and_carries_the_place(make_bot: MakeB
     assert isinstance(first, Accepted)
     assert first.generation.place.platform == "slack"
     assert first.generation.actor.tenant == "slack:T1"
+
+
+async def test_progress_waiting_in_memory_is_replaced_as_in_the_store(make_bot: MakeBot) -> None:
+    """While the notifier is busy with a generation's card, its later progress events wait in
+    the dispatcher's memory: a newer one replaces them there as it does in the store."""
+    gate = asyncio.Event()
+
+    @dataclasses.dataclass
+    class SlowCard(Recorder):
+        async def notify(self, event: Event, notice: Notice) -> list[MessageLink]:
+            if isinstance(event, Accepted):
+                await gate.wait()
+            return await super().notify(event, notice)
+
+    recorder = SlowCard()
+    async with make_bot(recorder=recorder) as bot:
+        await bot.bind("alice", KEY)
+        gen = await bot.ask("alice", "a poster")
+        await bot.engine.wait_idle()  # Started and Delivered now wait behind the card
+        stored = await bot.store.get_generation(gen.id)
+        assert stored is not None
+        await bot.engine.lifecycle.emit(stored, Queued(stored, 3))
+        await bot.engine.lifecycle.emit(stored, Queued(stored, 2))
+        gate.set()
+        await bot.settled()
+        assert await bot.store.pending_events("test", limit=10) == []
+    handed = recorder.of(gen.id)
+    assert [type(e).__name__ for e in handed] == ["Accepted", "Delivered", "Queued"]
+    last = handed[-1]
+    assert isinstance(last, Queued) and last.position == 2

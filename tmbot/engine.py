@@ -555,6 +555,8 @@ class _Progress:
         now: Callable[[], float],
     ) -> None:
         self.gen = gen
+        #: the provider's result, stored with the image (or the failure) in one write
+        self._result: dict[str, object] = {}
         self._lifecycle = lifecycle
         self._store = store
         self._key_lock = key_lock
@@ -597,18 +599,20 @@ class _Progress:
                 )
 
     async def completed(self, job: Job, state: TaskState) -> None:
-        await self._move(
-            GenStatus.COMPLETED,
-            image_url=state.image_urls[0] if state.image_urls else None,
-            prompt_used=state.prompt_used,
-            expires_at=state.expires_at,
-            credits_consumed=state.credits_consumed,
-            completed_at=self._now(),
-        )
+        # Nothing is acted on between the provider's answer and the download (no charge, no
+        # post), so the result is stored with the image, or with the failure, in one write:
+        # a restart in between costs one more poll, never a second task.
+        self._result = {
+            "image_url": state.image_urls[0] if state.image_urls else None,
+            "prompt_used": state.prompt_used,
+            "expires_at": state.expires_at,
+            "credits_consumed": state.credits_consumed,
+            "completed_at": self._now(),
+        }
 
     async def downloaded(self, job: Job, state: TaskState, image: bytes) -> None:
         width, height = await image_size(image)
-        gen = self.gen
+        gen = replace(self.gen, **self._result)  # type: ignore[arg-type]
         used = gen.credits_consumed if gen.credits_consumed is not None else gen.cost
         remaining = await self._balance(gen)
         await self._move(
@@ -625,6 +629,7 @@ class _Progress:
                 )
             ],
             delivered_at=self._now(),
+            **self._result,
         )
 
     async def _balance(self, gen: Generation) -> float | None:
@@ -648,7 +653,12 @@ class _Progress:
             )
         reason = failure_text(gen, error)
         try:
-            await self._move(GenStatus.FAILED, events=[lambda g: Failed(g, reason)], error=reason)
+            await self._move(
+                GenStatus.FAILED,
+                events=[lambda g: Failed(g, reason)],
+                error=reason,
+                **self._result,  # a charge the provider reported still counts
+            )
         except Conflict:
             log.info("generation %s ended elsewhere meanwhile", gen.id)
 

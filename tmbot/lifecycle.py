@@ -9,9 +9,13 @@ both win: the loser gets :class:`tmbot.errors.Conflict`.
 
 ::
 
-    ACCEPTED ──► SUBMITTING ──► SUBMITTED ──► COMPLETED ──► DELIVERED
-        │             │              │             │             │
+    ACCEPTED ──► SUBMITTING ──► SUBMITTED ──► (COMPLETED) ──► DELIVERED
+        │             │              │  └──────────────────────────►│
         └─────────────┴──────────────┴─────────────┴─────────────┴──► FAILED
+
+The engine stores the provider's result together with the downloaded image (SUBMITTED ──►
+DELIVERED in one write): nothing is acted on in between, and a restart there costs one more
+poll. COMPLETED remains for rows written that way before, which resume by downloading.
 
 DELIVERED means the image is downloaded and its ``Delivered`` event stored: from then on the
 platform's dispatcher owns it, and if the platform never takes it the generation moves on to
@@ -35,7 +39,7 @@ S = GenStatus
 MOVES: dict[GenStatus, frozenset[GenStatus]] = {
     S.ACCEPTED: frozenset({S.SUBMITTING, S.FAILED}),
     S.SUBMITTING: frozenset({S.SUBMITTED, S.FAILED}),
-    S.SUBMITTED: frozenset({S.COMPLETED, S.FAILED}),
+    S.SUBMITTED: frozenset({S.COMPLETED, S.DELIVERED, S.FAILED}),
     S.COMPLETED: frozenset({S.DELIVERED, S.FAILED}),
     S.DELIVERED: frozenset({S.DELIVERED, S.FAILED}),
     S.FAILED: frozenset({S.FAILED}),

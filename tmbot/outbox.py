@@ -94,6 +94,7 @@ class Dispatcher:
         self._links: dict[str, list[MessageLink]] = {}
         self._known: set[int] = set()  # entry ids in memory or not yet settled
         self._outcomes: list[EventOutcome] = []
+        self._handing: dict[str, int] = {}  # generation -> the entry being handed over
         self._primed = False  # a round has read the store since start
         self._calls = asyncio.Semaphore(self.policy.concurrency)
 
@@ -108,7 +109,20 @@ class Dispatcher:
         """Events the lifecycle has just stored for ``generation``."""
         self._empty.clear()
         for entry, event in events:
+            if event.replaces:
+                self._drop_replaced(entry.generation_id, event.replaces)
             self._enqueue(_Item(entry, generation, event.blob))
+
+    def _drop_replaced(self, generation_id: str, kinds: tuple[str, ...]) -> None:
+        """The store marked these done when the newer event was written: forget them too
+        (all but the one a worker is handing over right now)."""
+        queue = self._queues.get(generation_id)
+        if not queue:
+            return
+        busy = self._handing.get(generation_id)
+        for item in [i for i in queue if i.entry.kind in kinds and i.entry.id != busy]:
+            queue.remove(item)
+            self._known.discard(item.entry.id)
 
     def _enqueue(self, item: _Item) -> None:
         entry = item.entry
@@ -229,7 +243,11 @@ class Dispatcher:
             item = queue[0]
             if item.entry.next_attempt_at > self._now():
                 return
-            outcome = await self._hand_over(item)
+            self._handing[generation_id] = item.entry.id
+            try:
+                outcome = await self._hand_over(item)
+            finally:
+                self._handing.pop(generation_id, None)
             if outcome is None:  # the generation is gone: nothing left to show
                 for gone in queue:
                     self._settle(
