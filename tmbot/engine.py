@@ -56,6 +56,7 @@ from tmbot.replies import (
     DeleteAccepted,
     GenerationAccepted,
     HelpView,
+    KeyBound,
     KeyFormRequested,
     Reply,
 )
@@ -126,11 +127,7 @@ class Engine:
         self.clock = clock
         self.scheduler = scheduler or Scheduler(providers=providers, clock=clock)
         self._now = now
-        self.lifecycle = (
-            Lifecycle(store=store, now=now, stored=stored)
-            if stored is not None
-            else Lifecycle(store=store, now=now)
-        )
+        self.lifecycle = Lifecycle(store=store, now=now, stored=stored)
         self.funds = Funds(store=store, now=now)
         self.accounts = Accounts(
             store=store, vault=vault, funds=self.funds, now=now, on_secret=on_secret
@@ -270,7 +267,7 @@ class Engine:
         key: ApiKey,
         *,
         scope: KeyScope = KeyScope.USER,
-    ) -> Reply:
+    ) -> KeyBound:
         """Bind a key given through a private form (never through channel text)."""
         return await self.accounts.bind_key(actor, provider, key, scope=scope)
 

@@ -63,10 +63,12 @@ class Lifecycle:
     """Writes generations and their events, then tells ``stored`` (the dispatcher of the
     events' platform hands them over without reading them back)."""
 
-    def __init__(self, *, store: Store, now: Callable[[], float], stored: Stored = _nobody) -> None:
+    def __init__(
+        self, *, store: Store, now: Callable[[], float], stored: Stored | None = None
+    ) -> None:
         self.store = store
         self._now = now
-        self._stored = stored
+        self._stored = stored or _nobody
 
     async def create(self, generation: Generation) -> None:
         """Store a new generation (ACCEPTED) with its ``Accepted`` event."""
