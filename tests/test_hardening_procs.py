@@ -106,6 +106,7 @@ def _bad_settings(tmp_path: Path, busy_port: int) -> dict[str, tuple[list[str], 
         "database in memory": (console, {"TMBOT_DATABASE_URL": "sqlite:///:memory:"}),
         "database url not sqlite": (console, {"TMBOT_DATABASE_URL": "mysql://x"}),
         "log level verbose": (console, {"TMBOT_LOG_LEVEL": "verbose"}),
+        "log format xml": (console, {"TMBOT_LOG_FORMAT": "xml"}),
     }
     for name in ("TMBOT_TIME_SCALE", "TMBOT_HTTP_TIMEOUT", "TMBOT_TASK_DEADLINE"):
         for value in ("nan", "inf", "0", "-1", "soon"):

@@ -17,7 +17,8 @@ from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
 from tmbot.config import Config
 from tmbot.domain import ApiKey
 from tmbot.errors import ConfigError, TmbotError
-from tmbot.redact import RedactingFilter, install_redaction
+from tmbot.logs import configure_logging
+from tmbot.redact import RedactingFilter
 from tmbot.replies import GenerationAccepted
 from tmbot.runtime import open_runtime
 
@@ -177,14 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out = os.path.abspath(args.out)
     try:
         config = Config.from_env(os.environ)
-        logging.basicConfig(
-            level=config.log_level,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        # httpx logs every URL at INFO; signed download links do not belong in logs
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        redactor = install_redaction()
+        redactor = configure_logging(level=config.log_level, fmt=config.log_format)
         if args.command == "sim":
             return asyncio.run(_sim(args))
         if args.command == "demo":

@@ -19,6 +19,7 @@ class Config:
     deadline_seconds: float = 600.0  # TMBOT_TASK_DEADLINE: provider seconds before giving up
     http_timeout: float = 30.0  # TMBOT_HTTP_TIMEOUT: real seconds per API request
     log_level: str = "WARNING"  # TMBOT_LOG_LEVEL
+    log_format: str = "text"  # TMBOT_LOG_FORMAT: text or json (one JSON object per line)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -30,6 +31,7 @@ class Config:
             deadline_seconds=_positive(env, "TMBOT_TASK_DEADLINE", 600.0),
             http_timeout=_positive(env, "TMBOT_HTTP_TIMEOUT", 30.0),
             log_level=_log_level(env),
+            log_format=_log_format(env),
         )
 
 
@@ -47,6 +49,17 @@ def _log_level(env: Mapping[str, str]) -> str:
             f"TMBOT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {_shown(raw)}."
         )
     return level
+
+
+#: The formats TMBOT_LOG_FORMAT accepts (any case).
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    raw = (env.get("TMBOT_LOG_FORMAT") or "text").strip()
+    if raw.lower() not in LOG_FORMATS:
+        raise ConfigError(f"TMBOT_LOG_FORMAT must be text or json, not {_shown(raw)}.")
+    return raw.lower()
 
 
 def _shown(raw: str) -> str:

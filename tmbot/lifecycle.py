@@ -24,6 +24,7 @@ FAILED with a reason. A final status may be "moved" to itself to record a deleti
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -32,6 +33,8 @@ from tmbot.errors import Conflict, IllegalTransition
 from tmbot.events import Accepted, Event, encode
 from tmbot.ports import Store
 from tmbot.records import Generation, GenStatus, NewEvent, OutboxEntry
+
+log = logging.getLogger(__name__)
 
 S = GenStatus
 
@@ -94,6 +97,19 @@ class Lifecycle:
         entries = await self.store.transition(moved, expect=generation.status, events=written)
         if entries is None:
             raise Conflict("That image changed meanwhile; look at it again.")
+        log.info(
+            "generation %s: %s -> %s",
+            moved.id,
+            generation.status.value,
+            to.value,
+            extra={
+                "generation": moved.id,
+                "key": moved.key.lane_id,
+                "state": to.value,
+                "seconds": round(moved.updated_at - moved.created_at, 3),
+                "platform": moved.place.platform,
+            },
+        )
         if entries:
             self._stored(moved, list(zip(entries, written, strict=True)))
         return moved

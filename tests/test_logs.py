@@ -1,0 +1,63 @@
+"""Logs as a host collects them: `tmbot console` as a process, TMBOT_LOG_FORMAT=json, one
+JSON object per line with the generation's moves, and never a key."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tests.procs import bot_env, run_console, sim_process
+from tmbot.logs import JsonFormatter, configure_logging
+
+SCALE = 60.0
+KEY = "tm_test_logsLLLLLLLLLL0001"
+
+
+async def test_json_lines_carry_each_move_and_no_key(tmp_path: Path) -> None:
+    async with sim_process("--time-scale", str(SCALE)) as sim:
+        env = bot_env(sim.url, tmp_path / "bot.db", scale=SCALE, extra={"TMBOT_LOG_FORMAT": "json"})
+        code, stdout, stderr = await run_console(
+            env, tmp_path / "out", [f"key {KEY}", "a poster --fast --res 1k"]
+        )
+    assert code == 0, stderr
+    lines = [json.loads(line) for line in stderr.splitlines()]  # every line is one object
+    moves = [line for line in lines if line.get("logger") == "tmbot.lifecycle"]
+    assert [m["state"] for m in moves] == ["submitting", "submitted", "delivered"]
+    generation = moves[0]["generation"]
+    assert all(m["generation"] == generation and m["platform"] == "console" for m in moves)
+    assert all({"time", "level", "message", "key", "seconds"} <= set(m) for m in moves)
+    assert KEY not in stderr and KEY not in stdout
+
+
+def test_the_redactor_covers_every_logger_in_both_formats() -> None:
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    try:
+        for fmt in ("text", "json"):
+            stream = io.StringIO()
+            redactor = configure_logging(level="INFO", fmt=fmt, stream=stream)
+            redactor.register(KEY)
+            logging.getLogger("slack_sdk.web").info("sent Authorization: Bearer %s", KEY)
+            logging.getLogger("discord.http").warning("token %s rejected", KEY)
+            written = stream.getvalue()
+            assert KEY not in written and written.count("\n") == 2, written
+            if fmt == "json":
+                assert [json.loads(line)["logger"] for line in written.splitlines()] == [
+                    "slack_sdk.web",
+                    "discord.http",
+                ]
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+def test_a_json_line_keeps_an_exception_on_one_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "\n" not in line and json.loads(line)["error"].startswith("Traceback")
