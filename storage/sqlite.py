@@ -42,11 +42,13 @@ from tmbot.records import (
     Generation,
     GenStatus,
     KeyBinding,
+    KeyLoad,
     KeyRef,
     KeyScope,
     MessageLink,
     NewEvent,
     OutboxEntry,
+    Overview,
     Spend,
     UserSettings,
 )
@@ -1099,6 +1101,48 @@ class SqliteStore:
                     "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ? WHERE id = ?",
                     retry,
                 )
+
+    # --- operations --------------------------------------------------------------------
+
+    async def overview(self, *, failures: int = 5) -> Overview:
+        counts = await self._fetch("SELECT status, COUNT(*) AS n FROM generations GROUP BY status")
+        loads = await self._fetch(
+            """
+            SELECT g.key_provider AS provider, g.key_scope AS scope,
+                   COALESCE(k.fingerprint, '(unbound)') AS fingerprint,
+                   SUM(g.status = 'accepted') AS waiting,
+                   SUM(g.status IN ('submitting', 'submitted', 'completed')) AS running
+            FROM generations g
+            LEFT JOIN key_bindings k
+              ON k.scope = g.key_scope AND k.tenant = g.key_tenant AND k.owner = g.key_owner
+             AND k.provider = g.key_provider
+            WHERE g.status NOT IN ('delivered', 'failed')
+            GROUP BY g.key_scope, g.key_tenant, g.key_owner, g.key_provider
+            ORDER BY running DESC, waiting DESC
+            """
+        )
+        waiting = await self._fetch(
+            "SELECT platform, COUNT(*) AS n FROM outbox WHERE done_at IS NULL GROUP BY platform"
+        )
+        failed = await self._fetch(
+            _SELECT_GENERATION + " WHERE status = 'failed' ORDER BY updated_at DESC LIMIT ?",
+            (failures,),
+        )
+        return Overview(
+            by_status={GenStatus(row["status"]): int(row["n"]) for row in counts},
+            keys=tuple(
+                KeyLoad(
+                    provider=ProviderName(row["provider"]),
+                    scope=KeyScope(row["scope"]),
+                    fingerprint=row["fingerprint"],
+                    waiting=int(row["waiting"]),
+                    running=int(row["running"]),
+                )
+                for row in loads
+            ),
+            undelivered_events={str(row["platform"]): int(row["n"]) for row in waiting},
+            recent_failures=tuple(_generation_from_row(row) for row in failed),
+        )
 
     # --- remembered platform events ----------------------------------------------------
 

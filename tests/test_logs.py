@@ -3,13 +3,14 @@ JSON object per line with the generation's moves, and never a key."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import sys
 from pathlib import Path
 
-from tests.procs import bot_env, run_console, sim_process
+from tests.procs import bot_env, run_console, sim_process, start_console, tmbot_command
 from tmbot.logs import JsonFormatter, configure_logging
 
 SCALE = 60.0
@@ -61,3 +62,36 @@ def test_a_json_line_keeps_an_exception_on_one_line() -> None:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     line = JsonFormatter().format(record)
     assert "\n" not in line and json.loads(line)["error"].startswith("Traceback")
+
+
+async def test_status_reads_the_database_beside_a_running_bot(tmp_path: Path) -> None:
+    db, out = tmp_path / "bot.db", tmp_path / "out"
+    async with sim_process("--time-scale", "1") as sim:  # images take their real 30 s
+        env = bot_env(sim.url, db, scale=1.0)
+        console = await start_console(env, out)
+        assert console.stdin is not None and console.stdout is not None
+        console.stdin.write(f"key {KEY}\n".encode())
+        for n in range(12):  # two more than the key's ten slots
+            console.stdin.write(f"poster {n}\n".encode())
+        await console.stdin.drain()
+        started = 0
+        while started < 10:
+            line = (await asyncio.wait_for(console.stdout.readline(), 30)).decode()
+            started += " started (task " in line
+        status = await asyncio.create_subprocess_exec(
+            *tmbot_command("status"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        shown, errors = await asyncio.wait_for(status.communicate(), 30)
+        running = console.returncode is None  # the bot it read beside was not disturbed
+        console.kill()
+        await console.wait()
+    text = shown.decode()
+    assert status.returncode == 0, errors.decode()
+    assert "Generations: 2 waiting, 10 generating." in text, text
+    assert "• The Taste Machine …0001 (personal): 2 / 10" in text, text
+    assert "Events not yet shown" in text or "Every event has been shown." in text
+    assert KEY not in text
+    assert running

@@ -9,11 +9,13 @@ import logging
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
+from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, path_from_url
 from tmbot.config import Config
 from tmbot.domain import ApiKey
 from tmbot.errors import ConfigError, TmbotError
@@ -21,6 +23,7 @@ from tmbot.logs import configure_logging
 from tmbot.redact import RedactingFilter
 from tmbot.replies import GenerationAccepted
 from tmbot.runtime import open_runtime
+from tmbot.texts import overview_text
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,17 @@ def _check_sim_args(args: argparse.Namespace) -> None:
         )
 
 
+async def _status(config: Config) -> int:
+    """Read the database beside a running bot (no lock, nothing resumed) and print it."""
+    path = path_from_url(config.database_url or DEFAULT_DATABASE_URL)
+    if not path.exists():
+        print(f"No database at {path} yet: nothing has run there.")
+        return 0
+    async with await SqliteStore.open(path) as store:
+        print(overview_text(await store.overview(), now=time.time()))
+    return 0
+
+
 async def _sim(args: argparse.Namespace) -> int:
     from tmbot.simulator import SimConfig, run_server
 
@@ -156,6 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="tmbot-images", help="where images are saved")
     demo.add_argument("--time-scale", type=float, default=10.0, help="simulated speed-up")
 
+    sub.add_parser("status", help="what the database holds: work per key, waiting events")
+
     sim = sub.add_parser("sim", help="serve both image APIs locally (tests, demos)")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -179,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = Config.from_env(os.environ)
         redactor = configure_logging(level=config.log_level, fmt=config.log_format)
+        if args.command == "status":
+            return asyncio.run(_status(config))
         if args.command == "sim":
             return asyncio.run(_sim(args))
         if args.command == "demo":

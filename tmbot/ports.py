@@ -19,6 +19,7 @@ from tmbot.records import (
     MessageLink,
     NewEvent,
     OutboxEntry,
+    Overview,
     Spend,
     UserSettings,
 )
@@ -182,3 +183,8 @@ class Store(Protocol):
         recorded it. Holds across restarts (and processes sharing the store)."""
 
     async def forget(self, scope: str, key: str) -> None: ...
+
+    # --- operations --------------------------------------------------------------------
+    async def overview(self, *, failures: int = 5) -> Overview:
+        """Generations by status, work per key, events waiting per platform, and the
+        newest failures (read only)."""

@@ -191,3 +191,27 @@ class EventOutcome:
     attempts: int = 0
     next_attempt_at: float = 0.0
     error: str | None = None
+
+
+# --- what an operator sees --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyLoad:
+    """One key's work at the provider and waiting for it (fingerprint only)."""
+
+    provider: ProviderName
+    scope: KeyScope
+    fingerprint: str
+    waiting: int  # accepted, not yet sent
+    running: int  # being sent, at the provider, or being downloaded
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The database at a glance (``tmbot status``)."""
+
+    by_status: Mapping[GenStatus, int]
+    keys: tuple[KeyLoad, ...]
+    undelivered_events: Mapping[str, int]  # platform -> events not yet handed over
+    recent_failures: tuple[Generation, ...]  # newest first

@@ -15,6 +15,7 @@ from tmbot.records import (
     Generation,
     GenStatus,
     KeyScope,
+    Overview,
     UserSettings,
 )
 from tmbot.replies import (
@@ -405,4 +406,37 @@ def team_text(view: TeamView) -> str:
             which = "default budget" if member.budget.is_default else "budget"
             parts.append(f"{which} {budget_rate(member.budget)}, {amount(member.left)} left")
         lines.append(f"• {member.member}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+# --- operators ---------------------------------------------------------------------------
+
+
+def overview_text(view: Overview, *, now: float) -> str:
+    """``tmbot status``: generations by state, work per key (fingerprints only), events
+    waiting for a platform, the newest failures."""
+    counts = view.by_status
+    order = [s for s in GenStatus if counts.get(s)]
+    lines = [
+        "Generations: "
+        + (", ".join(f"{counts[s]} {_STATUS_WORDS[s]}" for s in order) if order else "none")
+        + "."
+    ]
+    if view.keys:
+        lines.append("Per key (waiting / at the provider):")
+        for key in view.keys:
+            name = PROVIDERS[key.provider].display_name
+            whose = "team" if key.scope is KeyScope.TEAM else "personal"
+            lines.append(f"• {name} {key.fingerprint} ({whose}): {key.waiting} / {key.running}")
+    else:
+        lines.append("No key has work waiting or running.")
+    if view.undelivered_events:
+        waiting = ", ".join(f"{n} for {p}" for p, n in sorted(view.undelivered_events.items()))
+        lines.append(f"Events not yet shown: {waiting}.")
+    else:
+        lines.append("Every event has been shown.")
+    if view.recent_failures:
+        lines.append("Newest failures:")
+        for gen in view.recent_failures:
+            lines.append(f"• `{gen.id}` {relative_time(now - gen.updated_at)}: {gen.error}")
     return "\n".join(lines)
