@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from dotenv import load_dotenv
+
 from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
 from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, path_from_url
 from tmbot.config import Config
@@ -193,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(args, "out"):
         args.out = os.path.abspath(args.out)
     try:
+        # a .env in the working directory fills in what the real environment leaves unset
+        load_dotenv(Path.cwd() / ".env", override=False)
         config = Config.from_env(os.environ)
         redactor = configure_logging(level=config.log_level, fmt=config.log_format)
         if args.command == "status":

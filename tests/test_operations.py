@@ -1,5 +1,5 @@
-"""Logs as a host collects them: `tmbot console` as a process, TMBOT_LOG_FORMAT=json, one
-JSON object per line with the generation's moves, and never a key."""
+"""Operating the bot as a host would: JSON logs with every move and never a key, `tmbot
+status` beside a running bot, settings from a .env file."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -95,3 +96,26 @@ async def test_status_reads_the_database_beside_a_running_bot(tmp_path: Path) ->
     assert "Events not yet shown" in text or "Every event has been shown." in text
     assert KEY not in text
     assert running
+
+
+async def test_a_dotenv_file_fills_in_what_the_environment_leaves_unset(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "# a comment\nTMBOT_DATABASE_URL=sqlite:///from-dotenv.db\nTMBOT_LOG_LEVEL=INFO\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMBOT_")}
+
+    async def status(extra: dict[str, str]) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            *tmbot_command("status"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**env, **extra},
+            cwd=tmp_path,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        return out.decode()
+
+    assert "No database at from-dotenv.db yet" in await status({})
+    # the real environment wins over the file
+    assert "No database at real.db yet" in await status({"TMBOT_DATABASE_URL": "sqlite:///real.db"})
