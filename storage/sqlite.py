@@ -214,6 +214,24 @@ async def _migrate(
     return applied
 
 
+def stored_schema(path: Path) -> int | None:
+    """The schema version a database file holds, read only (None: no database there yet; 0:
+    not a tmbot database). For checks (``tmbot doctor``) that neither lock nor migrate."""
+    if not path.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT MAX(version) FROM schema_version").fetchall()
+    except sqlite3.Error:
+        return 0
+    return int(rows[0][0] or 0)
+
+
+def latest_schema() -> int:
+    migrations = load_migrations()
+    return migrations[-1].version if migrations else 0
+
+
 # --- rows <-> records ------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -15,6 +16,15 @@ from tests.procs import bot_env, run_console, sim_process, start_console, tmbot_
 from tmbot.logs import JsonFormatter, configure_logging
 
 SCALE = 60.0
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # closed again: connections are refused
+
+
 KEY = "tm_test_logsLLLLLLLLLL0001"
 
 
@@ -119,3 +129,56 @@ async def test_a_dotenv_file_fills_in_what_the_environment_leaves_unset(tmp_path
     assert "No database at from-dotenv.db yet" in await status({})
     # the real environment wins over the file
     assert "No database at real.db yet" in await status({"TMBOT_DATABASE_URL": "sqlite:///real.db"})
+
+
+async def _doctor(env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *tmbot_command("doctor"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_doctor_passes_a_good_configuration_and_names_each_problem(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    db = tmp_path / "bot.db"
+    async with sim_process("--time-scale", str(SCALE)) as sim:
+        env = bot_env(sim.url, db, scale=SCALE, extra={"TMBOT_SECRET_KEY": first})
+        code, _, stderr = await run_console(env, tmp_path / "out", [f"key {KEY}"])
+        assert code == 0, stderr
+        chat = {"SLACK_BOT_TOKEN": "xoxb-not-shown-1", "SLACK_SIGNING_SECRET": "s3cr3t-not-shown"}
+        code, good = await _doctor({**env, **chat}, tmp_path)
+        assert code == 0, good
+        assert all(line.startswith("ok ") for line in good.splitlines()), good
+        assert "stored keys: 1 stored, all readable" in good
+
+        # no chat tokens, a rotated secret, an unreachable provider
+        broken = {
+            **env,
+            "TMBOT_SECRET_KEY": second,
+            "TASTEMACHINE_API_URL": f"http://127.0.0.1:{_dead_port()}",
+        }
+        code, bad = await _doctor(broken, tmp_path)
+    assert code == 1
+    failures = [line for line in bad.splitlines() if line.startswith("FAIL")]
+    assert [line.split(":")[0] for line in failures] == [
+        "FAIL chat platforms",
+        "FAIL stored keys",
+        "FAIL The Taste Machine",
+    ], bad
+    assert "…0001 (personal)" in bad and "TMBOT_SECRET_KEY changed" in bad
+    # a folder where the database should be
+    folder = tmp_path / "folder.db"
+    folder.mkdir()
+    code, odd = await _doctor({**env, "TMBOT_DATABASE_URL": f"sqlite:///{folder}"}, tmp_path)
+    assert code == 1 and "FAIL database:" in odd and "is not a file" in odd
+    for text in (good, bad, odd):
+        for secret in (KEY, first, second, "xoxb-not-shown-1", "s3cr3t-not-shown"):
+            assert secret not in text

@@ -17,15 +17,25 @@ from typing import NoReturn
 from dotenv import load_dotenv
 
 from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
-from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, path_from_url
+from storage.sqlite import (
+    DEFAULT_DATABASE_URL,
+    SqliteStore,
+    latest_schema,
+    path_from_url,
+    stored_schema,
+)
+from tmbot import doctor
 from tmbot.config import Config
-from tmbot.domain import ApiKey
+from tmbot.domain import ApiKey, ProviderName
 from tmbot.errors import ConfigError, TmbotError
 from tmbot.logs import configure_logging
+from tmbot.providers.tastemachine import DEFAULT_BASE_URL as TASTEMACHINE_URL
+from tmbot.providers.vtrix import DEFAULT_BASE_URL as VTRIX_URL
 from tmbot.redact import RedactingFilter
 from tmbot.replies import GenerationAccepted
 from tmbot.runtime import open_runtime
 from tmbot.texts import overview_text
+from tmbot.vault import key_file_for
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +135,29 @@ async def _status(config: Config) -> int:
     return 0
 
 
+async def _doctor(config: Config) -> int:
+    """One line per check; exit 0 when all pass, 1 otherwise. Nothing is locked or
+    migrated, no secret is printed."""
+    path = path_from_url(config.database_url or DEFAULT_DATABASE_URL)
+    schema = stored_schema(path)
+    findings = [*doctor.tokens(os.environ)]
+    findings.append(doctor.database(path, schema=schema, latest=latest_schema()))
+    bindings = []
+    if schema:
+        async with await SqliteStore.open(path) as store:
+            bindings = await store.list_keys()
+    secret, vault = doctor.secret(os.environ, key_file_for(path), stored_keys=len(bindings))
+    findings += [secret, doctor.keys(bindings, vault)]
+    for name, url in (
+        (ProviderName.TASTEMACHINE, config.tastemachine_url or TASTEMACHINE_URL),
+        (ProviderName.VTRIX, config.vtrix_url or VTRIX_URL),
+    ):
+        findings.append(await doctor.provider(name, url))
+    text, healthy = doctor.report(findings)
+    print(text)
+    return 0 if healthy else 1
+
+
 async def _sim(args: argparse.Namespace) -> int:
     from tmbot.simulator import SimConfig, run_server
 
@@ -172,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="tmbot-images", help="where images are saved")
     demo.add_argument("--time-scale", type=float, default=10.0, help="simulated speed-up")
 
+    sub.add_parser("doctor", help="check the configuration: one line per check")
     sub.add_parser("status", help="what the database holds: work per key, waiting events")
 
     sim = sub.add_parser("sim", help="serve both image APIs locally (tests, demos)")
@@ -199,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_dotenv(Path.cwd() / ".env", override=False)
         config = Config.from_env(os.environ)
         redactor = configure_logging(level=config.log_level, fmt=config.log_format)
+        if args.command == "doctor":
+            return asyncio.run(_doctor(config))
         if args.command == "status":
             return asyncio.run(_status(config))
         if args.command == "sim":
