@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -182,3 +183,31 @@ async def test_doctor_passes_a_good_configuration_and_names_each_problem(tmp_pat
     for text in (good, bad, odd):
         for secret in (KEY, first, second, "xoxb-not-shown-1", "s3cr3t-not-shown"):
             assert secret not in text
+
+
+async def test_sigterm_stops_at_once_and_the_next_start_finishes_the_work(
+    tmp_path: Path,
+) -> None:
+    db, out = tmp_path / "bot.db", tmp_path / "out"
+    async with sim_process("--time-scale", "10") as sim:  # images take about 3 s
+        env = bot_env(sim.url, db, scale=10.0, extra={"TMBOT_SHUTDOWN_GRACE": "0.2"})
+        console = await start_console(env, out)
+        assert console.stdin is not None and console.stdout is not None
+        console.stdin.write(f"key {KEY}\n".encode())
+        for n in range(3):
+            console.stdin.write(f"poster {n}\n".encode())
+        await console.stdin.drain()
+        first: list[str] = []
+        while sum(" started (task " in line for line in first) < 3:
+            first.append((await asyncio.wait_for(console.stdout.readline(), 30)).decode())
+        console.send_signal(signal.SIGTERM)  # stdin is still open: only the signal stops it
+        rest, _ = await asyncio.wait_for(console.communicate(), 10)
+        first += rest.decode().splitlines(keepends=True)
+        assert console.returncode == 0
+        code, second, stderr = await run_console(env, out, [])  # resumes, then exits
+        stats = await sim.stats()
+    assert code == 0, stderr
+    delivered = [line for line in [*first, *second.splitlines()] if " delivered: " in line]
+    assert len(delivered) == 3 and not any("already" in line for line in delivered), delivered
+    assert len(list(out.glob("tmbot-*.png"))) == 3
+    assert stats["totals"]["tasks_created"] == 3  # nothing was sent twice

@@ -34,6 +34,7 @@ from tmbot.providers.vtrix import DEFAULT_BASE_URL as VTRIX_URL
 from tmbot.redact import RedactingFilter
 from tmbot.replies import GenerationAccepted
 from tmbot.runtime import open_runtime
+from tmbot.shutdown import Stopper
 from tmbot.texts import overview_text
 from tmbot.vault import key_file_for
 
@@ -49,10 +50,15 @@ DEMO_LINES = (
 
 async def _console(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
     notifier = ConsoleNotifier(Path(args.out))
+    stopper = Stopper()
+    stopper.install()
     async with open_runtime(config, {PLATFORM: notifier}, redactor=redactor) as rt:
         console = Console(rt.engine, user=args.user, admins=args.admin)
         await rt.engine.resume()
-        return await console.run(stdin_lines(), rt.settled)
+        return await console.run(
+            stopper.lines(stdin_lines()),
+            lambda: stopper.settle(rt.settled, config.shutdown_grace),
+        )
 
 
 async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:

@@ -20,6 +20,7 @@ class Config:
     http_timeout: float = 30.0  # TMBOT_HTTP_TIMEOUT: real seconds per API request
     log_level: str = "WARNING"  # TMBOT_LOG_LEVEL
     log_format: str = "text"  # TMBOT_LOG_FORMAT: text or json (one JSON object per line)
+    shutdown_grace: float = 10.0  # TMBOT_SHUTDOWN_GRACE: seconds running work gets on a stop
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -32,6 +33,7 @@ class Config:
             http_timeout=_positive(env, "TMBOT_HTTP_TIMEOUT", 30.0),
             log_level=_log_level(env),
             log_format=_log_format(env),
+            shutdown_grace=_positive(env, "TMBOT_SHUTDOWN_GRACE", 10.0),
         )
 
 
