@@ -692,6 +692,10 @@ class SqliteStore:
                 if self._db_lock is not None:
                     self._db_lock.release()
 
+    async def ping(self) -> bool:
+        rows = await self._fetch("SELECT 1")
+        return bool(rows) and not self._closed
+
     async def __aenter__(self) -> SqliteStore:
         return self
 

@@ -11,12 +11,19 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import httpx
+
+from tests.harness import Bot
 from tests.procs import bot_env, run_console, sim_process, start_console, tmbot_command
+from tmbot.health import serve
 from tmbot.logs import JsonFormatter, configure_logging
 
 SCALE = 60.0
+MakeBot = Callable[..., AbstractAsyncContextManager[Bot]]
 
 
 def _dead_port() -> int:
@@ -211,3 +218,27 @@ async def test_sigterm_stops_at_once_and_the_next_start_finishes_the_work(
     assert len(delivered) == 3 and not any("already" in line for line in delivered), delivered
     assert len(list(out.glob("tmbot-*.png"))) == 3
     assert stats["totals"]["tasks_created"] == 3  # nothing was sent twice
+
+
+async def test_ready_only_once_every_part_is(make_bot: MakeBot) -> None:
+    connected = asyncio.Event()
+
+    async def adapter() -> bool:
+        return connected.is_set()
+
+    async with make_bot() as bot:
+        checks = {**bot.runtime.readiness(), "test adapter": adapter}
+        async with serve(checks) as url, httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).json() == {"status": "alive"}
+            waiting = await client.get("/readyz")
+            assert waiting.status_code == 503
+            assert waiting.json()["checks"] == {
+                "store": True,
+                "engine": True,
+                "test adapter": False,
+            }
+            connected.set()
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["status"] == "ready"
+            await bot.runtime.engine.aclose()
+            assert (await client.get("/readyz")).json()["checks"]["engine"] is False

@@ -134,6 +134,7 @@ class Engine:
         )
         self.team = Team(store=store, now=now, usable=self.accounts.usable)
         self._jobs: dict[str, _Running] = {}
+        self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -190,8 +191,13 @@ class Engine:
     def running(self) -> int:
         return len(self._jobs)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def aclose(self) -> None:
         """Cancel running work; its stored state lets the next start resume it."""
+        self._closed = True
         tasks = [job.task for job in self._jobs.values()]
         for task in tasks:
             task.cancel()

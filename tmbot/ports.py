@@ -54,6 +54,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> bool:
+        """True when the store answers (readiness)."""
+
     # --- keys ------------------------------------------------------------------------
     async def put_key(self, binding: KeyBinding) -> None:
         """Insert or replace the binding for ``binding.ref``."""

@@ -25,6 +25,7 @@ from tmbot.clock import Clock
 from tmbot.config import Config
 from tmbot.domain import ProviderName
 from tmbot.engine import Engine
+from tmbot.health import Check
 from tmbot.outbox import Dispatcher, Dispatchers, DispatchPolicy
 from tmbot.ports import Notifier, Store
 from tmbot.providers import build_providers
@@ -46,6 +47,15 @@ class Runtime:
         if found is None:
             raise KeyError(f"no dispatcher for platform {platform!r}")
         return found
+
+    def readiness(self) -> dict[str, Check]:
+        """The core's readiness checks (adapters add theirs): the store answers, the
+        engine is open."""
+
+        async def engine() -> bool:
+            return not self.engine.closed
+
+        return {"store": self.store.ping, "engine": engine}
 
     async def settled(self) -> None:
         """Return once every generation this process runs has ended and every event of its
