@@ -256,15 +256,23 @@ class SlackNotifier:
         gen = event.generation
         file_link = notice.link("file")
         image = notice.link("image")
+        # the file first (the image itself), then its message (the comment stays otherwise)
+        if file_link is not None:
+            await self._forgiving(self.client.files_delete(file=file_link.message_id))
+        if image is not None and not image.message_id.startswith("file:"):
+            await self._forgiving(
+                self.client.chat_delete(channel=image.channel, ts=image.message_id)
+            )
+        await self._edit(gen, notice, blocks.deleted_status(event.by_label))
+
+    @staticmethod
+    async def _forgiving(call: Awaitable[Any]) -> None:
+        """A deletion whose target may already be gone (a retried event, a person's click)."""
         try:
-            if file_link is not None:
-                await self.client.files_delete(file=file_link.message_id)
-            elif image is not None and not image.message_id.startswith("file:"):
-                await self.client.chat_delete(channel=image.channel, ts=image.message_id)
+            await call
         except SlackApiError as exc:
             if slack_error(exc) not in GONE:
                 raise
-        await self._edit(gen, notice, blocks.deleted_status(event.by_label))
 
     @staticmethod
     def _link(
