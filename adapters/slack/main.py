@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.app import build_app, key_label, web_client
 from adapters.slack.handlers import SlackHandlers
@@ -41,7 +42,9 @@ async def run(
     host: str = "0.0.0.0",  # noqa: S104 - Slack must reach the endpoint
     port: int = 3000,
     stop: asyncio.Event | None = None,
+    signals: bool = True,
 ) -> int:
+    """Run until SIGINT/SIGTERM (``signals``) or ``stop`` is set."""
     token = _required(env, "SLACK_BOT_TOKEN", "set it to the app's Bot User OAuth Token (xoxb-…)")
     app_token = (env.get("SLACK_APP_TOKEN") or "").strip()
     socket_mode = bool(app_token) and not http
@@ -66,15 +69,35 @@ async def run(
     except SlackClientError as exc:
         raise ConfigError(f"Slack's Web API cannot be reached ({type(exc).__name__}).") from None
 
-    notifier = SlackNotifier(client)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handled = (signal.SIGINT, signal.SIGTERM) if signals else ()
+    for sig in handled:
         loop.add_signal_handler(sig, stop.set)
+    try:
+        return await _serve(
+            config, client, redactor, secret, app_token if socket_mode else None, host, port, stop
+        )
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(
+    config: Config,
+    client: AsyncWebClient,
+    redactor: RedactingFilter | None,
+    secret: str | None,
+    app_token: str | None,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+) -> int:
+    notifier = SlackNotifier(client)
     async with open_runtime(config, {PLATFORM: notifier}, redactor=redactor) as rt:
         notifier.key_label = key_label(rt.engine)
         app = build_app(SlackHandlers(rt.engine, client), client, signing_secret=secret)
-        if socket_mode:
+        if app_token is not None:
             handler = AsyncSocketModeHandler(app, app_token=app_token)
             try:
                 await handler.connect_async()  # type: ignore[no-untyped-call]
