@@ -174,3 +174,21 @@ async def test_a_bad_key_in_the_modal_is_an_input_error(make_bot: MakeBot, fake:
 
 
 _ = UPLOAD
+
+
+async def test_in_a_dm_with_the_app_the_card_and_image_go_into_the_dm(
+    make_bot: MakeBot, fake: FakeSlack
+) -> None:
+    dm = fake.workspace.im_with(ALICE).id
+    async with slack_rig(make_bot, fake) as rig:
+        await bind(rig, ALICE, ALICE_KEY)
+        mark = fake.mark()
+        await rig.slash("a small boat", channel=dm)
+        card = await rig.card(after=mark)
+        assert card.params["channel"] == dm
+        card_ts = str(card.response["ts"])
+        await rig.done(card_ts)
+        await rig.bot.settled()
+    assert fake.calls_to("conversations.info") == []  # a DM with the app needs no check
+    _card, image = fake.thread(dm, card_ts)
+    assert image.files
