@@ -246,3 +246,19 @@ async def test_slack_retries_never_make_a_second_generation_even_after_a_restart
         await rig.bot.settled()
         assert len(await rig.bot.store.recent_generations(TENANT, ALICE)) == 1
     assert len([c for c in fake.calls_to("chat.postMessage") if "blocks" in c.params]) == 1
+
+
+async def test_a_repeated_trigger_id_makes_one_generation(
+    make_bot: MakeBot, fake: FakeSlack
+) -> None:
+    async with slack_rig(make_bot, fake) as rig:
+        await bind(rig, ALICE, ALICE_KEY)
+        mark = fake.mark()
+        for _ in range(2):
+            answer = await rig.slash("a tin robot", trigger_id="77.T0FAKE000.same")
+            assert answer.status == 200
+        await finished_card(rig, after=mark)
+        mark = fake.mark()
+        await rig.slash("help")
+        await rig.ephemeral(after=mark)
+        assert len(await rig.bot.store.recent_generations(TENANT, ALICE)) == 1
