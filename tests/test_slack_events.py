@@ -221,6 +221,8 @@ async def test_an_admin_may_delete_with_the_team_key(make_bot: MakeBot, fake: Fa
             lambda _: "Deleted by boss" in fake.message(GENERAL, card_ts).text, timeout=10
         )
         assert gen.key.scope == "team"
+    # admin or not comes from users.info, cached: once per person in this run
+    assert len([c for c in fake.calls_to("users.info") if c.params["user"] == BOSS]) == 1
 
 
 async def test_slack_retries_never_make_a_second_generation_even_after_a_restart(
