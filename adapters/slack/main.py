@@ -45,6 +45,8 @@ async def run(
     signals: bool = True,
 ) -> int:
     """Run until SIGINT/SIGTERM (``signals``) or ``stop`` is set."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535 (0 picks a free one), not {port}.")
     token = _required(env, "SLACK_BOT_TOKEN", "set it to the app's Bot User OAuth Token (xoxb-…)")
     app_token = (env.get("SLACK_APP_TOKEN") or "").strip()
     socket_mode = bool(app_token) and not http
