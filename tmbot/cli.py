@@ -227,6 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--malformed-rate", type=float, default=0.0, help="garbled answers")
     sim.add_argument("--image-ttl", type=float, default=3600.0, help="image URL lifetime (s)")
     sim.add_argument("--seed", type=int, default=None)
+
+    slack = sub.add_parser("slack", help="run the Slack app (Socket Mode if SLACK_APP_TOKEN)")
+    slack.add_argument("--http", action="store_true", help="HTTP mode even with SLACK_APP_TOKEN")
+    slack.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on")  # noqa: S104
+    slack.add_argument("--port", type=int, default=os.environ.get("PORT") or 3000)
     return parser
 
 
@@ -247,6 +252,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_sim(args))
         if args.command == "demo":
             return asyncio.run(_demo(config, args, redactor))
+        if args.command == "slack":
+            from adapters.slack.main import run as run_slack
+
+            return asyncio.run(
+                run_slack(
+                    config,
+                    os.environ,
+                    redactor=redactor,
+                    http=args.http,
+                    host=args.host,
+                    port=args.port,
+                )
+            )
         return asyncio.run(_console(config, args, redactor))
     except TmbotError as err:
         print(f"tmbot: {err.user_message}", file=sys.stderr)
