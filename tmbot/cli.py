@@ -85,6 +85,15 @@ async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFil
     return 0
 
 
+def _discord(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
+    from adapters.discord import main as discord_main  # imported only when it is used
+
+    if args.action == "invite-url":
+        print(discord_main.invite_url(args.client_id))
+        return 0
+    return asyncio.run(discord_main.serve(config, os.environ, redactor))
+
+
 _SIM_RATES = ("failure_rate", "error_rate", "timeout_rate", "malformed_rate")
 
 
@@ -155,6 +164,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="tmbot-images", help="where images are saved")
     demo.add_argument("--time-scale", type=float, default=10.0, help="simulated speed-up")
 
+    discord_cmd = sub.add_parser("discord", help="run the Discord bot (DISCORD_TOKEN)")
+    discord_cmd.add_argument("action", nargs="?", choices=("run", "invite-url"), default="run")
+    discord_cmd.add_argument("--client-id", default=os.environ.get("DISCORD_CLIENT_ID", ""))
+
     sim = sub.add_parser("sim", help="serve both image APIs locally (tests, demos)")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -187,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         redactor = install_redaction()
         if args.command == "sim":
             return asyncio.run(_sim(args))
+        if args.command == "discord":
+            return _discord(config, args, redactor)
         if args.command == "demo":
             return asyncio.run(_demo(config, args, redactor))
         return asyncio.run(_console(config, args, redactor))

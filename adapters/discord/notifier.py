@@ -1,0 +1,258 @@
+"""Core events -> Discord: the request card (an embed) and its thread, card edits (progress
+coalesced), the image as a file in the thread (nonce + ``enforce_nonce``, recorded at once),
+failures in plain words, deletions.
+
+Links stored per generation: ``card`` (channel, message), ``thread`` (the thread id as both
+channel and message: a thread started from a message has that message's id) and ``image``.
+Raising from :meth:`DiscordNotifier.notify` means "try again later" (the dispatcher backs off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import discord
+
+from adapters.discord import PLATFORM, images, render
+from adapters.discord.views import result_buttons
+from tmbot import (
+    Accepted,
+    Deleted,
+    Delivered,
+    Event,
+    Failed,
+    Generation,
+    MessageLink,
+    Notice,
+    Queued,
+    Started,
+)
+
+log = logging.getLogger(__name__)
+
+#: progress edits of one card at most this often (finals always edit)
+EDIT_INTERVAL = 3.0
+THREAD_NAME_MAX = 100
+
+Fingerprint = Callable[[Generation], Awaitable[str | None]]
+
+
+def nonce_for(generation_id: str) -> str:
+    """Discord's message nonce for a generation's image (at most 25 characters); discord.py
+    sends ``enforce_nonce`` with it, so a repeated send returns the first message."""
+    return f"tmbot-{generation_id}"[:25]
+
+
+class DiscordNotifier:
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        edit_interval: float = EDIT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.edit_interval = edit_interval
+        self.clock = clock
+        self.fingerprint: Fingerprint | None = None  # set once the engine exists
+        self._edited: dict[str, float] = {}
+
+    async def notify(self, event: Event, notice: Notice) -> Sequence[MessageLink]:
+        match event:
+            case Accepted():
+                return await self._accepted(event.generation, notice)
+            case Queued(position=position):
+                await self._progress(
+                    event.generation, notice, f"Queued — position {position}", "queued"
+                )
+            case Started():
+                gen = event.generation
+                about = f" — about {gen.estimate_seconds:.0f} s" if gen.estimate_seconds else ""
+                status = f"Generating {render.progress_bar(0.0)}{about}"
+                await self._progress(gen, notice, status, "started")
+            case Delivered():
+                return await self._delivered(event, notice)
+            case Failed(reason=reason):
+                await self._failed(event.generation, notice, reason)
+            case Deleted():
+                await self._deleted(event, notice)
+        return []
+
+    # --- where things are -------------------------------------------------------------
+
+    def _messageable(self, channel_id: str) -> discord.abc.Messageable:
+        found = self.client.get_channel(int(channel_id))
+        if isinstance(found, discord.abc.Messageable):
+            return found
+        return self.client.get_partial_messageable(int(channel_id))
+
+    async def _thread(self, thread_id: str) -> discord.Thread | None:
+        found = self.client.get_channel(int(thread_id))
+        if isinstance(found, discord.Thread):
+            return found
+        try:
+            fetched = await self.client.fetch_channel(int(thread_id))
+        except (discord.NotFound, discord.Forbidden):
+            return None
+        return fetched if isinstance(fetched, discord.Thread) else None
+
+    def _partial(self, link: MessageLink) -> discord.PartialMessage:
+        channel: Any = self._messageable(link.channel)
+        message: discord.PartialMessage = channel.get_partial_message(int(link.message_id))
+        return message
+
+    def _results_channel(self, gen: Generation, notice: Notice) -> str:
+        """Where a generation's image and failure go: its thread, else the card's channel."""
+        thread = notice.link("thread")
+        if thread is not None:
+            return thread.channel
+        card = notice.link("card")
+        return card.channel if card is not None else gen.place.channel
+
+    async def _card(self, gen: Generation, status: str, state: str) -> discord.Embed:
+        fingerprint = None
+        if self.fingerprint is not None:
+            try:
+                fingerprint = await self.fingerprint(gen)
+            except Exception:  # the fingerprint is decoration; never fail a notice for it
+                log.warning("no fingerprint for %s", gen.id)
+        return render.card(gen, status, state=state, fingerprint=fingerprint)
+
+    async def _edit_card(
+        self, gen: Generation, notice: Notice, status: str, state: str, **extra: Any
+    ) -> None:
+        link = notice.link("card")
+        if link is None:
+            return
+        embed = await self._card(gen, status, state)
+        try:
+            await self._partial(link).edit(embed=embed, allowed_mentions=render.NO_PINGS, **extra)
+        except discord.NotFound:
+            log.info("card of %s is gone; not edited", gen.id)
+        self._edited[gen.id] = self.clock()
+
+    # --- events ------------------------------------------------------------------------
+
+    async def _accepted(self, gen: Generation, notice: Notice) -> list[MessageLink]:
+        if notice.link("card") is not None:
+            return []
+        place = gen.place
+        embed = await self._card(gen, "Accepted", "accepted")
+        links: list[MessageLink] = []
+        thread: discord.Thread | None = None
+        if place.thread is not None:
+            thread = await self._thread(place.thread)
+        if place.card_message is not None:
+            card_link = MessageLink(PLATFORM, place.channel, place.card_message, gen.id, "card")
+            await self._partial(card_link).edit(
+                content=None, embed=embed, allowed_mentions=render.NO_PINGS
+            )
+            card_channel, card_id = place.channel, int(place.card_message)
+        else:
+            where = self._messageable(str(thread.id) if thread is not None else place.channel)
+            sent = await where.send(embed=embed, allowed_mentions=render.NO_PINGS)
+            card_channel, card_id = str(sent.channel.id), sent.id
+        links.append(MessageLink(PLATFORM, card_channel, str(card_id), gen.id, "card"))
+        self._edited[gen.id] = self.clock()
+        if thread is None:
+            thread = await self._start_thread(gen, card_channel, card_id)
+        if thread is not None:
+            links.append(MessageLink(PLATFORM, str(thread.id), str(thread.id), gen.id, "thread"))
+        return links
+
+    async def _start_thread(
+        self, gen: Generation, channel_id: str, message_id: int
+    ) -> discord.Thread | None:
+        """A thread from the card; None in DMs or where the bot may not make one."""
+        channel = self.client.get_channel(int(channel_id))
+        if not isinstance(channel, discord.TextChannel):
+            return None
+        name = render.cut(gen.spec.brief.replace("\n", " ") or "tmbot", THREAD_NAME_MAX)
+        try:
+            return await channel.get_partial_message(message_id).create_thread(
+                name=name, reason=f"tmbot result {gen.id}"
+            )
+        except discord.Forbidden:
+            return None
+        except discord.HTTPException as exc:
+            if exc.code == 160004:  # a thread has already been created for this message
+                found = await self._thread(str(message_id))
+                return found
+            raise
+
+    async def _progress(self, gen: Generation, notice: Notice, status: str, state: str) -> None:
+        last = self._edited.get(gen.id)
+        if last is not None and self.clock() - last < self.edit_interval:
+            return  # coalesced: a newer state or the final edit follows
+        await self._edit_card(gen, notice, status, state)
+
+    async def _delivered(self, event: Delivered, notice: Notice) -> list[MessageLink]:
+        gen = event.generation
+        made: list[MessageLink] = []
+        if notice.link("image") is None:
+            channel = self._messageable(self._results_channel(gen, notice))
+            limit = self._upload_limit(channel)
+            data, filename = event.image, event.filename
+            note = ""
+            if len(data) > limit:
+                fitted = await images.fit(data, limit)
+                if fitted is not None:
+                    data = fitted[0]
+                    filename = filename.rsplit(".", 1)[0] + "." + fitted[1]
+                    note = "\n-# Re-encoded to fit Discord's upload limit."
+            caption = render.image_caption(gen, event.credits_used, event.credits_remaining)
+            if len(data) > limit:
+                sent = await channel.send(
+                    render.text(caption + "\n" + self._too_big(gen)),
+                    nonce=nonce_for(gen.id),
+                    allowed_mentions=render.NO_PINGS,
+                    view=result_buttons(gen.id),
+                )
+            else:
+                sent = await channel.send(
+                    render.text(caption + note),
+                    file=discord.File(io.BytesIO(data), filename=filename),
+                    nonce=nonce_for(gen.id),
+                    allowed_mentions=render.NO_PINGS,
+                    view=result_buttons(gen.id),
+                )
+            link = MessageLink(PLATFORM, str(sent.channel.id), str(sent.id), gen.id, "image")
+            await notice.record(link)
+            made.append(link)
+        await self._edit_card(gen, notice, "Done", "delivered")
+        return made
+
+    def _upload_limit(self, channel: discord.abc.Messageable) -> int:
+        guild = getattr(channel, "guild", None)
+        if isinstance(guild, discord.Guild):
+            return guild.filesize_limit
+        return images.DEFAULT_LIMIT
+
+    @staticmethod
+    def _too_big(gen: Generation) -> str:
+        if gen.image_url is None:
+            return "The image is too large to upload here, and no link to it is left."
+        expiry = f" (the link expires <t:{int(gen.expires_at)}:R>)" if gen.expires_at else ""
+        return f"The image is too large to upload here; download it from {gen.image_url}{expiry}."
+
+    async def _failed(self, gen: Generation, notice: Notice, reason: str) -> None:
+        await self._edit_card(gen, notice, f"Failed — {reason}", "failed")
+        channel = self._messageable(self._results_channel(gen, notice))
+        await channel.send(
+            render.text(f"❌ That image could not be made: {reason}"),
+            nonce=nonce_for(gen.id),
+            allowed_mentions=render.NO_PINGS,
+        )
+
+    async def _deleted(self, event: Deleted, notice: Notice) -> None:
+        gen = event.generation
+        image = notice.link("image")
+        if image is not None:
+            with contextlib.suppress(discord.NotFound):
+                await self._partial(image).delete()
+        await self._edit_card(gen, notice, f"Deleted by {event.by_label}", "deleted")
