@@ -1,0 +1,173 @@
+"""The Discord adapter end to end in-process: the real discord.py client against the fake
+Discord, the real bot (SQLite, vault, scheduler, engine, dispatcher) on the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.discord_helpers import CALLBACK, FOLLOWUP, MESSAGE, MESSAGES, THREADS, running
+from tests.fakes.discord import FakeDiscord
+from tmbot.simulator import Simulator
+
+KEY = "tm_test_discordAAAA0001"
+BOB_KEY = "tm_test_discordBBBB0002"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        yield server
+
+
+async def test_taste_with_typed_options_defers_posts_a_card_a_thread_and_the_file(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        command = fake.slash_command(
+            "taste",
+            {"brief": "a red fox in snow --ar 16:9 --res 1k", "aspect_ratio": "3:4"},
+        )
+        await fake.dispatch("INTERACTION_CREATE", command)
+        (upload,) = await bot.upload()
+        await bot.settled()
+        (gen,) = await bot.generations(fake.owner)
+    # typed option wins over the flag; the other flag stays
+    assert (gen.spec.aspect_ratio, gen.spec.resolution) == ("3:4", "1k")
+    assert gen.spec.brief == "a red fox in snow"
+    defer = fake.calls_to("POST", CALLBACK)[0]
+    assert defer.json["type"] == 5
+    assert fake.calls_to("POST", FOLLOWUP)
+    thread_call = fake.calls_to("POST", THREADS)[0]
+    card_id = int(thread_call.params["message_id"])
+    # the image is a file in the card's thread (the thread has the card's id)
+    assert upload.params["channel_id"] == str(card_id)
+    assert upload.files[0].filename.endswith(".png")
+    assert upload.json["nonce"] == f"tmbot-{gen.id}" and upload.json["enforce_nonce"] is True
+    assert upload.json["allowed_mentions"] == {"parse": []}
+    custom_ids = [c["custom_id"] for row in upload.json["components"] for c in row["components"]]
+    assert custom_ids == [
+        f"tmbot:again:{gen.id}",
+        f"tmbot:refine:{gen.id}",
+        f"tmbot:delete:{gen.id}",
+    ]
+    # the card was edited (accepted -> ... -> done)
+    edits = [c for c in fake.calls_to("PATCH", MESSAGE) if c.params["message_id"] == str(card_id)]
+    assert edits and edits[-1].json["embeds"][0]["title"].endswith("Done")
+    assert fake.messages[card_id]["embeds"][0]["title"].endswith("Done")
+
+
+async def test_flags_in_the_brief_work_without_typed_options(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch(
+            "INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a lake --ar 16:9 --fast"})
+        )
+        await bot.upload()
+        await bot.settled()
+        (gen,) = await bot.generations(fake.owner)
+    assert (gen.spec.aspect_ratio, gen.spec.model) == ("16:9", "nano-banana-2")
+
+
+async def test_a_bad_brief_is_one_private_sentence_and_no_card(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch(
+            "INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a lake --ar 3x4"})
+        )
+        answer = await fake.wait_for(
+            lambda c: c.route == FOLLOWUP and c.method == "POST" and "content" in (c.json or {})
+        )
+    assert answer.json["flags"] == 64 and "3:4" in answer.json["content"]
+    assert not fake.calls_to("POST", THREADS)
+
+
+async def test_a_mention_is_a_brief_in_a_thread_from_the_message_and_pings_nobody(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    alice = fake.add_user("alice")
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(alice, KEY)
+        message = fake.message(
+            f"{fake.bot.mention} @everyone a poster for <@&123> @here --ar 3:4", author=alice
+        )
+        message["attachments"] = [
+            {
+                "id": "991",
+                "filename": "ref.png",
+                "size": 10,
+                "url": "https://cdn.example.com/ref.png",
+                "proxy_url": "https://media.example.com/ref.png",
+            }
+        ]
+        await fake.dispatch("MESSAGE_CREATE", message)
+        (upload,) = await bot.upload()
+        await bot.settled()
+        (gen,) = await bot.generations(alice)
+    thread = fake.calls_to("POST", THREADS)[0]
+    assert thread.params["message_id"] == message["id"]  # from the person's message
+    assert upload.params["channel_id"] == message["id"]  # the image in that thread
+    assert gen.spec.aspect_ratio == "3:4"
+    assert gen.spec.image_urls == ("https://cdn.example.com/ref.png",)
+    for call in fake.calls_to("POST", MESSAGES):
+        assert call.json["allowed_mentions"] == {"parse": []}
+    card = next(c for c in fake.calls_to("POST", MESSAGES) if c.json.get("embeds"))
+    assert card.params["channel_id"] == message["id"]  # the card is in the thread too
+
+
+async def test_reactions_regenerate_into_the_same_thread_billed_to_the_reactor_once(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    bob = fake.add_user("bob")
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await bot.bind(bob, BOB_KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        await bot.upload()
+        await bot.settled()
+        (first,) = await bot.generations(fake.owner)
+        card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+        await fake.dispatch("MESSAGE_REACTION_ADD", fake.reaction(card_id, "🔁", bob))
+        await bot.upload(2)
+        image = next(m for m in fake.channel_messages(card_id) if m.get("attachments"))
+        image_id = int(image["id"])
+        await fake.dispatch("MESSAGE_REACTION_ADD", fake.reaction(image_id, "🔄", bob))
+        await bot.settled()
+        (again,) = await bot.generations(bob)
+    assert again.regenerated_from == first.id
+    assert again.key.owner == str(bob.id)  # bob pays, with his own key
+    assert again.place.thread == str(card_id)
+    uploads = [c for c in fake.calls_to("POST", MESSAGES) if c.files]
+    assert len(uploads) == 2  # the second reaction within the window counted once
+    assert {c.params["channel_id"] for c in uploads} == {str(card_id)}
+
+
+async def test_delete_reaction_by_the_requester_removes_the_image_and_marks_the_card(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    alice = fake.add_user("alice")
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        await bot.upload()
+        await bot.settled()
+        card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+        await fake.dispatch("MESSAGE_REACTION_ADD", fake.reaction(card_id, "❌", alice))
+        refused = await fake.wait_for(
+            lambda c: (
+                c.method == "POST" and c.route == MESSAGES and "<@" in c.json.get("content", "")
+            )
+        )
+        await fake.dispatch("MESSAGE_REACTION_ADD", fake.reaction(card_id, "🗑️", fake.owner))
+        await fake.wait_for(lambda c: c.method == "DELETE" and c.route == MESSAGE)
+        await bot.settled()
+    assert [int(u) for u in refused.json["allowed_mentions"]["users"]] == [alice.id]
+    assert fake.messages[card_id]["embeds"][0]["title"].startswith("🎨 Deleted by")
+    assert not [m for m in fake.channel_messages(card_id) if m.get("attachments")]
