@@ -171,3 +171,121 @@ async def test_delete_reaction_by_the_requester_removes_the_image_and_marks_the_
     assert [int(u) for u in refused.json["allowed_mentions"]["users"]] == [alice.id]
     assert fake.messages[card_id]["embeds"][0]["title"].startswith("🎨 Deleted by")
     assert not [m for m in fake.channel_messages(card_id) if m.get("attachments")]
+
+
+async def test_buttons_work_after_a_restart_of_the_bot(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        await bot.upload()
+        await bot.settled()
+        (first,) = await bot.generations(fake.owner)
+    card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+    image = next(m for m in fake.channel_messages(card_id) if m.get("attachments"))
+    async with running(tmp_path, sim, fake) as bot:  # a new process: same database
+        press = fake.button_press(int(image["id"]), f"tmbot:again:{first.id}")
+        await fake.dispatch("INTERACTION_CREATE", press)
+        await bot.upload(2)
+        answer = await fake.wait_for(
+            lambda c: (
+                c.route == FOLLOWUP
+                and c.method == "POST"
+                and "another" in c.json.get("content", "")
+            )
+        )
+        await bot.settled()
+        newest, _ = await bot.generations(fake.owner)
+        await fake.dispatch(
+            "INTERACTION_CREATE", fake.button_press(int(image["id"]), f"tmbot:refine:{first.id}")
+        )
+        modal = await fake.wait_for(lambda c: c.route == CALLBACK and c.json["type"] == 9)
+        submit = fake.modal_submit(modal.json["data"]["custom_id"], {"words": "in blue --ar 16:9"})
+        await fake.dispatch("INTERACTION_CREATE", submit)
+        await bot.upload(3)
+        await bot.settled()
+        refined = (await bot.generations(fake.owner))[0]
+    assert answer.json["flags"] == 64
+    assert newest.regenerated_from == first.id and newest.place.thread == str(card_id)
+    assert refined.spec.brief == "a cat in blue" and refined.spec.aspect_ratio == "16:9"
+
+
+async def test_the_key_modal_binds_a_key_that_never_appears_in_a_recorded_call(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    alice = fake.add_user("alice")
+    async with running(tmp_path, sim, fake):
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste-key", user=alice))
+        modal = await fake.wait_for(lambda c: c.route == CALLBACK and c.json["type"] == 9)
+        custom_id = modal.json["data"]["custom_id"]
+        submit = fake.modal_submit(custom_id, {"key": KEY}, user=alice)
+        await fake.dispatch("INTERACTION_CREATE", submit)
+        answer = await fake.wait_for(
+            lambda c: (
+                c.route == FOLLOWUP and c.method == "POST" and "Saved" in c.json.get("content", "")
+            )
+        )
+    assert answer.json["flags"] == 64 and KEY[-4:] in answer.json["content"]
+    for call in fake.calls:
+        seen = repr((call.path, call.query, call.headers, call.json))
+        assert KEY not in seen and all(KEY.encode() not in f.data for f in call.files)
+
+
+async def test_team_commands_are_hidden_from_members_and_refused_by_the_core(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    assert fake.guild is not None
+    alice = fake.add_user("alice")
+    async with running(tmp_path, sim, fake):
+        synced = {c["name"]: c for c in fake.guild_commands[fake.guild.id]}
+        assert int(synced["taste-team"]["default_member_permissions"]) == 1 << 5  # Manage Server
+        command = fake.slash_command("taste-team", subcommand="show", user=alice)
+        await fake.dispatch("INTERACTION_CREATE", command)
+        answer = await fake.wait_for(lambda c: c.route == FOLLOWUP and c.method == "POST")
+    assert answer.json["flags"] == 64 and "admin" in answer.json["content"]
+
+
+async def test_an_image_over_the_upload_limit_is_re_encoded_under_it(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    assert fake.guild is not None
+    fake.guild.filesize_limit = 10_000  # below the simulator's PNG: Discord answers 413
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        (upload,) = await bot.upload()
+        await bot.settled()
+    refused = [c for c in fake.calls_to("POST", MESSAGES) if c.files and c.status == 413]
+    assert refused and len(refused[0].files[0].data) > 10_000
+    assert len(upload.files[0].data) <= 10_000
+    assert upload.files[0].filename.endswith((".webp", ".jpg"))
+
+
+async def test_a_request_channel_makes_every_message_a_brief_and_thread_replies_refine(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    assert fake.guild is not None
+    alice = fake.add_user("alice")
+    general = fake.guild.text_channel("general").id
+    async with running(tmp_path, sim, fake, message_content=True) as bot:
+        await bot.bind(alice, KEY)
+        on = fake.slash_command("taste-team", {"state": "on"}, subcommand="channel")
+        await fake.dispatch("INTERACTION_CREATE", on)
+        await fake.wait_for(
+            lambda c: c.route == FOLLOWUP and "request channel" in c.json.get("content", "")
+        )
+        message = fake.message("a quiet harbour at dusk", author=alice, channel=general)
+        await fake.dispatch("MESSAGE_CREATE", message)
+        await bot.upload()
+        await bot.settled()
+        thread_id = int(message["id"])
+        refine = fake.message("make it foggy --ar 16:9", author=alice, channel=thread_id)
+        await fake.dispatch("MESSAGE_CREATE", refine)
+        await bot.upload(2)
+        await bot.settled()
+        refined, first = await bot.generations(alice)
+    assert first.spec.brief == "a quiet harbour at dusk"
+    assert refined.regenerated_from == first.id
+    assert refined.spec.brief == "a quiet harbour at dusk make it foggy"
+    assert refined.place.thread == str(thread_id)
