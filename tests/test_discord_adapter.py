@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
+import discord
 import pytest
 
+from adapters.discord import PLATFORM
+from adapters.discord.main import PERMISSIONS, invite_url
+from adapters.discord.options import with_options
 from tests.discord_helpers import CALLBACK, FOLLOWUP, MESSAGE, MESSAGES, THREADS, running
 from tests.fakes.discord import FakeDiscord
+from tmbot import Actor, ApiKey, ProviderName, tenant_of
 from tmbot.simulator import Simulator
 
 KEY = "tm_test_discordAAAA0001"
@@ -289,3 +295,61 @@ async def test_a_request_channel_makes_every_message_a_brief_and_thread_replies_
     assert refined.regenerated_from == first.id
     assert refined.spec.brief == "a quiet harbour at dusk make it foggy"
     assert refined.place.thread == str(thread_id)
+
+
+async def test_a_direct_message_is_a_brief_answered_in_place(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    alice = fake.add_user("alice")
+    dm = fake.dm_channel(alice)
+    async with running(tmp_path, sim, fake) as bot:
+        dm_actor = Actor(PLATFORM, tenant_of(PLATFORM, f"dm:{alice.id}"), str(alice.id))
+        await bot.runtime.engine.bind_key(dm_actor, ProviderName.TASTEMACHINE, ApiKey(KEY))
+        await fake.dispatch(
+            "MESSAGE_CREATE", fake.message("a paper boat", author=alice, channel=dm)
+        )
+        (upload,) = await bot.upload()
+        await bot.settled()
+    assert upload.params["channel_id"] == str(dm.id)
+    assert not fake.calls_to("POST", THREADS)
+
+
+async def test_a_long_brief_is_cut_with_an_ellipsis_on_the_card(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    brief = ("a very long brief about a city at night " * 70)[:2500]
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": brief}))
+        await bot.upload()
+        await bot.settled()
+    card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+    description = fake.messages[card_id]["embeds"][0]["description"]
+    assert description.endswith("…") and len(description) <= 1500
+    assert len(fake.calls_to("POST", THREADS)[0].json["name"]) <= 100
+    assert all(c.status < 400 for c in fake.calls)
+
+
+def test_the_invite_url_asks_for_exactly_the_permissions_the_code_uses() -> None:
+    url = invite_url("1234")
+    query = parse_qs(urlparse(url).query)
+    assert query["client_id"] == ["1234"]
+    assert query["scope"] == ["bot applications.commands"]
+    permissions = discord.Permissions(int(query["permissions"][0]))
+    assert permissions == PERMISSIONS
+    assert {name for name, on in permissions if on} == {
+        "read_messages",  # discord.py's name for View Channel
+        "send_messages",
+        "send_messages_in_threads",
+        "create_public_threads",
+        "embed_links",
+        "attach_files",
+        "read_message_history",
+    }
+
+
+def test_typed_options_replace_the_flags_for_their_field() -> None:
+    typed = {"aspect_ratio": "3:4", "model": "nano-banana-2", "resolution": None}
+    text = with_options("a fox --ar=16:9 --pro —ar 1:1 --res 4k", typed)
+    assert text == "a fox --res 4k --ar 3:4 --model nano-banana-2"
+    assert with_options("a fox --ar 16:9", {}) == "a fox --ar 16:9"
