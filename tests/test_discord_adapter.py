@@ -353,3 +353,24 @@ def test_typed_options_replace_the_flags_for_their_field() -> None:
     text = with_options("a fox --ar=16:9 --pro —ar 1:1 --res 4k", typed)
     assert text == "a fox --res 4k --ar 3:4 --model nano-banana-2"
     assert with_options("a fox --ar 16:9", {}) == "a fox --ar 16:9"
+
+
+@pytest.mark.parametrize("interval", [0.0, 3600.0])
+async def test_progress_edits_are_coalesced_and_the_final_edit_always_comes(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord, interval: float
+) -> None:
+    async with running(tmp_path, sim, fake) as bot:
+        bot.bot.notifier.edit_interval = interval
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        await bot.upload()
+        await bot.settled()
+        assert not bot.bot.notifier._timers  # the final edit cancelled the waiting one
+    card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+    edits = [c for c in fake.calls_to("PATCH", MESSAGE) if c.params["message_id"] == str(card_id)]
+    titles = [c.json["embeds"][0]["title"] for c in edits]
+    if interval:
+        assert titles == ["🎨 Accepted", "🎨 Done"]  # progress waited, the final replaced it
+    else:
+        assert titles[0] == "🎨 Accepted" and titles[-1] == "🎨 Done"
+        assert any(t.startswith("🎨 Generating") for t in titles)

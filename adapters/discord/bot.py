@@ -123,6 +123,10 @@ class TasteBot(discord.Client):
             raise RuntimeError("TasteBot.use(engine) was not called")
         return self._engine
 
+    async def close(self) -> None:
+        await self.notifier.close()
+        await super().close()
+
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         if self.guild_id is not None:

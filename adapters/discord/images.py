@@ -22,7 +22,7 @@ def _encode(image: Image.Image, fmt: str, quality: int) -> bytes:
 
 
 def _fit(data: bytes, limit: int) -> tuple[bytes, str] | None:
-    budget = limit - MARGIN
+    budget = limit - min(MARGIN, limit // 20)
     with Image.open(io.BytesIO(data)) as opened:
         image = opened.copy()
     scale = 1.0

@@ -9,6 +9,7 @@ Raising from :meth:`DiscordNotifier.notify` means "try again later" (the dispatc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 #: progress edits of one card at most this often (finals always edit)
 EDIT_INTERVAL = 3.0
 THREAD_NAME_MAX = 100
+#: uploads refused as too large (413) are re-encoded smaller at most this often
+MAX_UPLOAD_TRIES = 4
 
 Fingerprint = Callable[[Generation], Awaitable[str | None]]
 
@@ -61,6 +64,8 @@ class DiscordNotifier:
         self.clock = clock
         self.fingerprint: Fingerprint | None = None  # set once the engine exists
         self._edited: dict[str, float] = {}
+        self._pending: dict[str, tuple[Generation, Notice, str, str]] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
 
     async def notify(self, event: Event, notice: Notice) -> Sequence[MessageLink]:
         match event:
@@ -186,46 +191,95 @@ class DiscordNotifier:
             raise
 
     async def _progress(self, gen: Generation, notice: Notice, status: str, state: str) -> None:
+        """Edit now, or — within ``edit_interval`` of the last edit — once the interval has
+        passed, with the newest progress by then (a final edit cancels it)."""
         last = self._edited.get(gen.id)
-        if last is not None and self.clock() - last < self.edit_interval:
-            return  # coalesced: a newer state or the final edit follows
-        await self._edit_card(gen, notice, status, state)
+        wait = 0.0 if last is None else self.edit_interval - (self.clock() - last)
+        if wait <= 0:
+            await self._edit_card(gen, notice, status, state)
+            return
+        self._pending[gen.id] = (gen, notice, status, state)
+        if gen.id not in self._timers:
+            self._timers[gen.id] = asyncio.create_task(self._later(gen.id, wait))
+
+    async def _later(self, generation_id: str, wait: float) -> None:
+        try:
+            await asyncio.sleep(wait)
+            pending = self._pending.pop(generation_id, None)
+            if pending is not None:
+                await self._edit_card(*pending)
+        except discord.HTTPException as exc:  # a later edit shows the state anyway
+            log.warning("progress edit of %s failed: %s", generation_id, exc.status)
+        finally:
+            self._timers.pop(generation_id, None)
+
+    def _settle(self, generation_id: str) -> None:
+        """A final state: no progress edit may follow it."""
+        self._pending.pop(generation_id, None)
+        timer = self._timers.pop(generation_id, None)
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+
+    async def close(self) -> None:
+        """Cancel waiting progress edits (the client is closing)."""
+        timers = list(self._timers.values())
+        self._timers.clear()
+        self._pending.clear()
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
 
     async def _delivered(self, event: Delivered, notice: Notice) -> list[MessageLink]:
         gen = event.generation
         made: list[MessageLink] = []
         if notice.link("image") is None:
             channel = self._messageable(self._results_channel(gen, notice))
-            limit = self._upload_limit(channel)
-            data, filename = event.image, event.filename
-            note = ""
-            if len(data) > limit:
-                fitted = await images.fit(data, limit)
+            sent = await self._send_image(event, channel)
+            link = MessageLink(PLATFORM, str(sent.channel.id), str(sent.id), gen.id, "image")
+            await notice.record(link)
+            made.append(link)
+        self._settle(gen.id)
+        await self._edit_card(gen, notice, "Done", "delivered")
+        return made
+
+    async def _send_image(
+        self, event: Delivered, channel: discord.abc.Messageable
+    ) -> discord.Message:
+        """The image as a file, re-encoded when it is over the upload limit (the guild's, or
+        a smaller one Discord answers 413 to), else a link with its expiry."""
+        gen = event.generation
+        caption = render.image_caption(gen, event.credits_used, event.credits_remaining)
+        limit = self._upload_limit(channel)
+        data: bytes | None = event.image
+        filename = event.filename
+        note = ""
+        for _ in range(MAX_UPLOAD_TRIES):
+            if data is not None and len(data) > limit:
+                fitted = await images.fit(event.image, limit)
+                data = fitted[0] if fitted is not None else None
                 if fitted is not None:
-                    data = fitted[0]
-                    filename = filename.rsplit(".", 1)[0] + "." + fitted[1]
+                    filename = event.filename.rsplit(".", 1)[0] + "." + fitted[1]
                     note = "\n-# Re-encoded to fit Discord's upload limit."
-            caption = render.image_caption(gen, event.credits_used, event.credits_remaining)
-            if len(data) > limit:
-                sent = await channel.send(
-                    render.text(caption + "\n" + self._too_big(gen)),
-                    nonce=nonce_for(gen.id),
-                    allowed_mentions=render.NO_PINGS,
-                    view=result_buttons(gen.id),
-                )
-            else:
-                sent = await channel.send(
+            if data is None:
+                break
+            try:
+                return await channel.send(
                     render.text(caption + note),
                     file=discord.File(io.BytesIO(data), filename=filename),
                     nonce=nonce_for(gen.id),
                     allowed_mentions=render.NO_PINGS,
                     view=result_buttons(gen.id),
                 )
-            link = MessageLink(PLATFORM, str(sent.channel.id), str(sent.id), gen.id, "image")
-            await notice.record(link)
-            made.append(link)
-        await self._edit_card(gen, notice, "Done", "delivered")
-        return made
+            except discord.HTTPException as exc:
+                if exc.status != 413 and exc.code != 40005:
+                    raise
+                limit = min(limit, len(data)) * 3 // 4  # Discord's limit is lower: shrink
+        return await channel.send(
+            render.text(caption + "\n" + self._too_big(gen)),
+            nonce=nonce_for(gen.id),
+            allowed_mentions=render.NO_PINGS,
+            view=result_buttons(gen.id),
+        )
 
     def _upload_limit(self, channel: discord.abc.Messageable) -> int:
         guild = getattr(channel, "guild", None)
@@ -241,6 +295,7 @@ class DiscordNotifier:
         return f"The image is too large to upload here; download it from {gen.image_url}{expiry}."
 
     async def _failed(self, gen: Generation, notice: Notice, reason: str) -> None:
+        self._settle(gen.id)
         await self._edit_card(gen, notice, f"Failed — {reason}", "failed")
         channel = self._messageable(self._results_channel(gen, notice))
         await channel.send(
@@ -251,6 +306,7 @@ class DiscordNotifier:
 
     async def _deleted(self, event: Deleted, notice: Notice) -> None:
         gen = event.generation
+        self._settle(gen.id)
         image = notice.link("image")
         if image is not None:
             with contextlib.suppress(discord.NotFound):
