@@ -374,3 +374,17 @@ async def test_progress_edits_are_coalesced_and_the_final_edit_always_comes(
     else:
         assert titles[0] == "🎨 Accepted" and titles[-1] == "🎨 Done"
         assert any(t.startswith("🎨 Generating") for t in titles)
+
+
+async def test_a_private_command_in_a_mention_points_to_its_slash_command(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    alice = fake.add_user("alice")
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(alice, KEY)
+        message = fake.message(f"{fake.bot.mention} credits", author=alice)
+        await fake.dispatch("MESSAGE_CREATE", message)
+        answer = await fake.wait_for(lambda c: c.method == "POST" and c.route == MESSAGES)
+    assert "/taste-credits" in answer.json["content"]
+    assert str(answer.json["message_reference"]["message_id"]) == message["id"]
+    assert not await bot.generations(alice)

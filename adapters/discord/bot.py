@@ -43,6 +43,15 @@ REGENERATE_EMOJI = frozenset({"🔁", "🔄"})
 DELETE_EMOJI = frozenset({"❌", "🗑️", "🗑"})
 #: the first words of /taste text that answer privately (account commands)
 ACCOUNT_WORDS = frozenset({"key", "logout", "credits", "settings", "history", "help", "team"})
+#: account commands whose answers are private: in a channel message they get a pointer to
+#: their slash command instead (``help`` and ``team channel on|off`` are fine in public)
+PRIVATE_WORDS = {
+    "key": "/taste-key",
+    "logout": "/taste-logout",
+    "credits": "/taste-credits",
+    "settings": "/taste-settings",
+    "history": "/taste-history",
+}
 
 
 def intents(*, message_content: bool = False) -> discord.Intents:
@@ -290,6 +299,14 @@ class TasteBot(discord.Client):
         text = " ".join([text, *(a.url for a in message.attachments)]).strip()
         actor = self._message_actor(message)
         channel = message.channel
+        words = text.split()
+        private = PRIVATE_WORDS.get(words[0].lower()) if words else None
+        if private is not None and not isinstance(channel, discord.DMChannel):
+            await self._say(message, f"That answer is private: use `{private}`.", None)
+            return
+        if words[:2] == ["team", "show"] or words == ["team"]:
+            await self._say(message, "That answer is private: use `/taste-team show`.", None)
+            return
         thread_id: str | None = None
         if isinstance(channel, discord.Thread):
             place = Place(platform=PLATFORM, channel=str(channel.id), thread=str(channel.id))
@@ -321,6 +338,7 @@ class TasteBot(discord.Client):
         if not await self.engine.first_time("discord-message", str(message.id)):
             return
         actor = self._message_actor(message)
+        text = " ".join([text, *(a.url for a in message.attachments)]).strip()
         try:
             await self.engine.refine(actor, gen.id, text)
         except TmbotError as err:

@@ -78,6 +78,10 @@ async def serve(config: Config, env: Mapping[str, str], redactor: RedactingFilte
     api_url = env.get("DISCORD_API_URL", "").strip().rstrip("/")
     if api_url:
         Route.BASE = api_url  # discord.py keeps it in a class attribute: set before login
+    # discord.py logs whole gateway payloads and request bodies at DEBUG: a key typed into
+    # the form would be among them before the redactor has learnt it
+    for name in ("discord.gateway", "discord.http", "discord.client", "discord.state"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     bot = make_bot(env)
     async with open_runtime(config, {PLATFORM: bot.notifier}, redactor=redactor) as runtime:
         bot.use(runtime.engine)
