@@ -385,6 +385,6 @@ async def test_a_private_command_in_a_mention_points_to_its_slash_command(
         message = fake.message(f"{fake.bot.mention} credits", author=alice)
         await fake.dispatch("MESSAGE_CREATE", message)
         answer = await fake.wait_for(lambda c: c.method == "POST" and c.route == MESSAGES)
+        assert not await bot.generations(alice)
     assert "/taste-credits" in answer.json["content"]
     assert str(answer.json["message_reference"]["message_id"]) == message["id"]
-    assert not await bot.generations(alice)
