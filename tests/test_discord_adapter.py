@@ -16,7 +16,7 @@ from adapters.discord.options import with_options
 from tests.discord_helpers import CALLBACK, FOLLOWUP, MESSAGE, MESSAGES, THREADS, running
 from tests.fakes.discord import FakeDiscord
 from tmbot import Actor, ApiKey, ProviderName, tenant_of
-from tmbot.simulator import Simulator
+from tmbot.simulator import SimConfig, Simulator
 
 KEY = "tm_test_discordAAAA0001"
 BOB_KEY = "tm_test_discordBBBB0002"
@@ -388,3 +388,52 @@ async def test_a_private_command_in_a_mention_points_to_its_slash_command(
         assert not await bot.generations(alice)
     assert "/taste-credits" in answer.json["content"]
     assert str(answer.json["message_reference"]["message_id"]) == message["id"]
+
+
+async def test_where_threads_are_not_allowed_the_image_goes_in_place(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    assert fake.guild is not None
+    fake.fail_next(THREADS, 403, 50013, "Missing Permissions", method="POST")
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        (upload,) = await bot.upload()
+        await bot.settled()
+    assert upload.params["channel_id"] == str(fake.guild.text_channel("general").id)
+
+
+async def test_a_failure_is_said_on_the_card_and_in_the_thread(
+    tmp_path: Path, fake: FakeDiscord
+) -> None:
+    config = SimConfig(time_scale=60.0, estimate_seconds=5.0, task_failure_rate=1.0, seed=1)
+    async with Simulator(config) as failing, running(tmp_path, failing, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        said = await fake.wait_for(
+            lambda c: c.method == "POST" and c.route == MESSAGES and "❌" in c.json["content"]
+        )
+        await bot.settled()
+    card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+    assert said.params["channel_id"] == str(card_id)
+    assert fake.messages[card_id]["embeds"][0]["title"].startswith("🎨 Failed — ")
+
+
+async def test_aspect_ratios_autocomplete_from_the_chosen_model(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    async with running(tmp_path, sim, fake):
+        options = {"brief": "x", "model": "nano-banana-pro", "aspect_ratio": "1:"}
+        await fake.dispatch(
+            "INTERACTION_CREATE", fake.autocomplete("taste", options, focused="aspect_ratio")
+        )
+        pro = await fake.wait_for(lambda c: c.route == CALLBACK and c.json["type"] == 8)
+        options["model"] = "nano-banana-2"
+        await fake.dispatch(
+            "INTERACTION_CREATE", fake.autocomplete("taste", options, focused="aspect_ratio")
+        )
+        fast = await fake.wait_for(
+            lambda c: c.route == CALLBACK and c.json["type"] == 8 and c.seq != pro.seq
+        )
+    assert [c["value"] for c in pro.json["data"]["choices"]] == ["1:1"]
+    assert [c["value"] for c in fast.json["data"]["choices"]] == ["1:1", "1:4", "1:8"]

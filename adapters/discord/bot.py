@@ -418,7 +418,7 @@ def add_commands(bot: TasteBot) -> None:
     ) -> list[app_commands.Choice[str]]:
         model = getattr(interaction.namespace, "model", None)
         ratios = ratios_for(model if isinstance(model, str) else None)
-        return _choices(tuple(r for r in ratios if current.strip() in r))[:25]
+        return _choices(tuple(r for r in ratios if r.startswith(current.strip())))[:25]
 
     @tree.command(name="taste", description="Make an image from a brief (flags work too)")
     @app_commands.describe(
