@@ -437,3 +437,19 @@ async def test_aspect_ratios_autocomplete_from_the_chosen_model(
         )
     assert [c["value"] for c in pro.json["data"]["choices"]] == ["1:1"]
     assert [c["value"] for c in fast.json["data"]["choices"]] == ["1:1", "1:4", "1:8"]
+
+
+async def test_the_progress_bar_moves_along_the_estimate(tmp_path: Path, fake: FakeDiscord) -> None:
+    config = SimConfig(time_scale=60.0, estimate_seconds=60.0, seed=2)  # about 1 s real
+    async with Simulator(config) as slow, running(tmp_path, slow, fake) as bot:
+        bot.bot.notifier.edit_interval = 0.0
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        await bot.upload()
+        await bot.settled()
+        assert not bot.bot.notifier._tickers
+    card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+    edits = [c for c in fake.calls_to("PATCH", MESSAGE) if c.params["message_id"] == str(card_id)]
+    titles = [c.json["embeds"][0]["title"] for c in edits]
+    assert any("▰" in t for t in titles), titles
+    assert titles[-1] == "🎨 Done"

@@ -125,6 +125,7 @@ class TasteBot(discord.Client):
             return binding.fingerprint if binding is not None else None
 
         self.notifier.fingerprint = fingerprint
+        self.notifier.real_seconds = engine.clock.real_seconds
 
     @property
     def engine(self) -> Engine:

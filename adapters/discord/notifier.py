@@ -41,6 +41,10 @@ EDIT_INTERVAL = 3.0
 THREAD_NAME_MAX = 100
 #: uploads refused as too large (413) are re-encoded smaller at most this often
 MAX_UPLOAD_TRIES = 4
+#: the progress bar moves at these fractions of the provider's estimate
+PROGRESS_STEPS = (0.25, 0.5, 0.75)
+#: how many finished generations the notifier remembers (to drop late progress edits)
+FINAL_MEMORY = 10_000
 
 Fingerprint = Callable[[Generation], Awaitable[str | None]]
 
@@ -66,6 +70,11 @@ class DiscordNotifier:
         self._edited: dict[str, float] = {}
         self._pending: dict[str, tuple[Generation, Notice, str, str]] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
+        self._tickers: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._final: dict[str, None] = {}  # generations whose card shows a final state
+        #: provider seconds -> real seconds (the engine's clock; set with the engine)
+        self.real_seconds: Callable[[float], float] = lambda seconds: seconds
 
     async def notify(self, event: Event, notice: Notice) -> Sequence[MessageLink]:
         match event:
@@ -77,9 +86,9 @@ class DiscordNotifier:
                 )
             case Started():
                 gen = event.generation
-                about = f" — about {gen.estimate_seconds:.0f} s" if gen.estimate_seconds else ""
-                status = f"Generating {render.progress_bar(0.0)}{about}"
-                await self._progress(gen, notice, status, "started")
+                await self._progress(gen, notice, self._generating(gen, 0.0), "started")
+                if gen.estimate_seconds and gen.id not in self._tickers:
+                    self._tickers[gen.id] = asyncio.create_task(self._tick(gen, notice))
             case Delivered():
                 return await self._delivered(event, notice)
             case Failed(reason=reason):
@@ -129,17 +138,30 @@ class DiscordNotifier:
         return render.card(gen, status, state=state, fingerprint=fingerprint)
 
     async def _edit_card(
-        self, gen: Generation, notice: Notice, status: str, state: str, **extra: Any
+        self, gen: Generation, notice: Notice, status: str, state: str, *, final: bool = False
     ) -> None:
+        """Edit the card; one edit at a time per card, and no progress after a final state
+        (a progress edit still waiting for the lock is dropped)."""
         link = notice.link("card")
         if link is None:
             return
-        embed = await self._card(gen, status, state)
-        try:
-            await self._partial(link).edit(embed=embed, allowed_mentions=render.NO_PINGS, **extra)
-        except discord.NotFound:
-            log.info("card of %s is gone; not edited", gen.id)
-        self._edited[gen.id] = self.clock()
+        if final:
+            self._final[gen.id] = None
+            while len(self._final) > FINAL_MEMORY:
+                self._final.pop(next(iter(self._final)))
+        lock = self._locks.setdefault(gen.id, asyncio.Lock())
+        async with lock:
+            if not final and gen.id in self._final:
+                return
+            embed = await self._card(gen, status, state)
+            try:
+                await self._partial(link).edit(embed=embed, allowed_mentions=render.NO_PINGS)
+            except discord.NotFound:
+                log.info("card of %s is gone; not edited", gen.id)
+            self._edited[gen.id] = self.clock()
+        if final:
+            self._locks.pop(gen.id, None)
+            self._edited.pop(gen.id, None)
 
     # --- events ------------------------------------------------------------------------
 
@@ -213,17 +235,39 @@ class DiscordNotifier:
         finally:
             self._timers.pop(generation_id, None)
 
+    @staticmethod
+    def _generating(gen: Generation, fraction: float) -> str:
+        about = f" — about {gen.estimate_seconds:.0f} s" if gen.estimate_seconds else ""
+        return f"Generating {render.progress_bar(fraction)}{about}"
+
+    async def _tick(self, gen: Generation, notice: Notice) -> None:
+        """Move the progress bar along the provider's estimate (through the coalescer)."""
+        try:
+            total = self.real_seconds(gen.estimate_seconds or 0.0)
+            start = self.clock()
+            for step in PROGRESS_STEPS:
+                delay = start + step * total - self.clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await self._progress(gen, notice, self._generating(gen, step), "started")
+        except discord.HTTPException as exc:
+            log.warning("progress edit of %s failed: %s", gen.id, exc.status)
+        finally:
+            self._tickers.pop(gen.id, None)
+
     def _settle(self, generation_id: str) -> None:
         """A final state: no progress edit may follow it."""
         self._pending.pop(generation_id, None)
-        timer = self._timers.pop(generation_id, None)
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
+        for tasks in (self._timers, self._tickers):
+            task = tasks.pop(generation_id, None)
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
 
     async def close(self) -> None:
         """Cancel waiting progress edits (the client is closing)."""
-        timers = list(self._timers.values())
+        timers = [*self._timers.values(), *self._tickers.values()]
         self._timers.clear()
+        self._tickers.clear()
         self._pending.clear()
         for timer in timers:
             timer.cancel()
@@ -239,7 +283,7 @@ class DiscordNotifier:
             await notice.record(link)
             made.append(link)
         self._settle(gen.id)
-        await self._edit_card(gen, notice, "Done", "delivered")
+        await self._edit_card(gen, notice, "Done", "delivered", final=True)
         return made
 
     async def _send_image(
@@ -296,7 +340,7 @@ class DiscordNotifier:
 
     async def _failed(self, gen: Generation, notice: Notice, reason: str) -> None:
         self._settle(gen.id)
-        await self._edit_card(gen, notice, f"Failed — {reason}", "failed")
+        await self._edit_card(gen, notice, f"Failed — {reason}", "failed", final=True)
         channel = self._messageable(self._results_channel(gen, notice))
         await channel.send(
             render.text(f"❌ That image could not be made: {reason}"),
@@ -311,4 +355,4 @@ class DiscordNotifier:
         if image is not None:
             with contextlib.suppress(discord.NotFound):
                 await self._partial(image).delete()
-        await self._edit_card(gen, notice, f"Deleted by {event.by_label}", "deleted")
+        await self._edit_card(gen, notice, f"Deleted by {event.by_label}", "deleted", final=True)
