@@ -15,7 +15,7 @@ from adapters.discord.main import PERMISSIONS, invite_url
 from adapters.discord.options import with_options
 from tests.discord_helpers import CALLBACK, FOLLOWUP, MESSAGE, MESSAGES, THREADS, running
 from tests.fakes.discord import FakeDiscord
-from tmbot import Actor, ApiKey, ProviderName, tenant_of
+from tmbot import Actor, ApiKey, Delivered, MessageLink, Notice, ProviderName, tenant_of
 from tmbot.simulator import SimConfig, Simulator
 
 KEY = "tm_test_discordAAAA0001"
@@ -453,3 +453,33 @@ async def test_the_progress_bar_moves_along_the_estimate(tmp_path: Path, fake: F
     titles = [c.json["embeds"][0]["title"] for c in edits]
     assert any("▰" in t for t in titles), titles
     assert titles[-1] == "🎨 Done"
+
+
+async def test_a_delivered_event_handed_over_again_without_its_link_posts_no_second_image(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    """A crash between Discord's answer and the store write: the image link was never
+    stored, the event comes again; the nonce makes Discord answer with the first message."""
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        (upload,) = await bot.upload()
+        await bot.settled()
+        (gen,) = await bot.generations(fake.owner)
+        links = await bot.runtime.store.messages_for_generation(gen.id)
+        recorded: list[MessageLink] = []
+
+        async def record(link: MessageLink) -> None:
+            recorded.append(link)
+
+        without_image = tuple(link for link in links if link.kind != "image")
+        event = Delivered(gen, upload.files[0].data, "again.png", 1, 1, None, None)
+        made = await bot.bot.notifier.notify(event, Notice(without_image, record))
+    (image,) = [link for link in links if link.kind == "image"]
+    assert (
+        [link.message_id for link in made]
+        == [image.message_id]
+        == [link.message_id for link in recorded]
+    )
+    card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+    assert len([m for m in fake.channel_messages(card_id) if m.get("attachments")]) == 1
