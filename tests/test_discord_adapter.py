@@ -233,6 +233,9 @@ async def test_the_key_modal_binds_a_key_that_never_appears_in_a_recorded_call(
             )
         )
     assert answer.json["flags"] == 64 and KEY[-4:] in answer.json["content"]
+    # discord.py's modal and the restart-proof route both saw the submit: one answered
+    saved = [c for c in fake.calls_to("POST", FOLLOWUP) if "Saved" in c.json.get("content", "")]
+    assert len(saved) == 1 and all(c.status < 400 for c in fake.calls)
     for call in fake.calls:
         seen = repr((call.path, call.query, call.headers, call.json))
         assert KEY not in seen and all(KEY.encode() not in f.data for f in call.files)
@@ -483,3 +486,30 @@ async def test_a_delivered_event_handed_over_again_without_its_link_posts_no_sec
     )
     card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
     assert len([m for m in fake.channel_messages(card_id) if m.get("attachments")]) == 1
+
+
+async def test_a_refine_form_opened_before_a_restart_is_submitted_after_it_once(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    async with running(tmp_path, sim, fake) as bot:
+        await bot.bind(fake.owner, KEY)
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a cat"}))
+        await bot.upload()
+        await bot.settled()
+        (first,) = await bot.generations(fake.owner)
+        card_id = int(fake.calls_to("POST", THREADS)[0].params["message_id"])
+        image = next(m for m in fake.channel_messages(card_id) if m.get("attachments"))
+        press = fake.button_press(int(image["id"]), f"tmbot:refine:{first.id}")
+        await fake.dispatch("INTERACTION_CREATE", press)
+        modal = await fake.wait_for(lambda c: c.route == CALLBACK and c.json["type"] == 9)
+    async with running(tmp_path, sim, fake) as bot:
+        submit = fake.modal_submit(modal.json["data"]["custom_id"], {"words": "at night"})
+        await fake.dispatch("INTERACTION_CREATE", submit)
+        await bot.upload(2)
+        await bot.settled()
+        refined, _ = await bot.generations(fake.owner)
+    assert refined.spec.brief == "a cat at night" and refined.regenerated_from == first.id
+    answers = [
+        c for c in fake.calls_to("POST", CALLBACK) if c.params["interaction_id"] == submit["id"]
+    ]
+    assert len(answers) == 1 and all(c.status < 400 for c in fake.calls)

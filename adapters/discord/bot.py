@@ -155,11 +155,16 @@ class TasteBot(discord.Client):
         run: Callable[[Actor], Awaitable[Reply]],
         *,
         ephemeral: bool = True,
+        seen_first: bool = False,
     ) -> None:
-        """Defer at once, run the use case, answer with its sentences (or the error)."""
+        """Defer at once, run the use case, answer with its sentences (or the error).
+        ``seen_first``: check the durable dedupe before deferring (a modal submit may reach
+        two handlers, see :meth:`on_interaction`; only the first may answer)."""
+        if seen_first and not await self.first_interaction(interaction):
+            return
         if not interaction.response.is_done():
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-        if not await self.engine.first_time("discord-interaction", str(interaction.id)):
+        if not seen_first and not await self.first_interaction(interaction):
             return
         try:
             reply = await run(interaction_actor(interaction))
@@ -171,6 +176,31 @@ class TasteBot(discord.Client):
         await interaction.followup.send(
             reply_text(reply), ephemeral=ephemeral, allowed_mentions=render.NO_PINGS
         )
+
+    async def first_interaction(self, interaction: discord.Interaction) -> bool:
+        return await self.engine.first_time("discord-interaction", str(interaction.id))
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A form opened before a restart is submitted after it: discord.py has forgotten
+        the form, so its submit is routed here by its ``custom_id``. When discord.py still
+        knows it, both paths run and the durable dedupe lets the first one answer."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: Any = interaction.data or {}
+        custom_id = str(data.get("custom_id", ""))
+        values = {
+            str(item.get("custom_id")): str(item.get("value") or "")
+            for row in data.get("components", [])
+            for item in row.get("components", [])
+        }
+        if m := re.fullmatch(r"tmbot:refine-modal:([0-9a-z]{1,32})", custom_id):
+            await self.submit_refine(interaction, m[1], values.get("words", ""))
+        elif m := re.fullmatch(r"tmbot:key-modal:(user|team):([a-z]+)", custom_id):
+            try:
+                provider = ProviderName(m[2])
+            except ValueError:
+                return
+            await self.submit_key(interaction, provider, KeyScope(m[1]), values.get("key", ""))
 
     async def command(self, interaction: discord.Interaction, text: str) -> None:
         """An account or team command (private answer); ``key`` opens the modal."""
@@ -243,14 +273,18 @@ class TasteBot(discord.Client):
     async def submit_refine(
         self, interaction: discord.Interaction, generation_id: str, words: str
     ) -> None:
-        await self.answer(interaction, lambda a: self.engine.refine(a, generation_id, words))
+        await self.answer(
+            interaction, lambda a: self.engine.refine(a, generation_id, words), seen_first=True
+        )
 
     async def submit_key(
         self, interaction: discord.Interaction, provider: ProviderName, scope: KeyScope, key: str
     ) -> None:
         secret = ApiKey(key.strip())
         await self.answer(
-            interaction, lambda a: self.engine.bind_key(a, provider, secret, scope=scope)
+            interaction,
+            lambda a: self.engine.bind_key(a, provider, secret, scope=scope),
+            seen_first=True,
         )
 
     # --- messages: mentions, request channels, refinements -------------------------------
