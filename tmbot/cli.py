@@ -107,6 +107,15 @@ async def _demo(config: Config, args: argparse.Namespace, redactor: RedactingFil
     return 0
 
 
+def _discord(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
+    from adapters.discord import main as discord_main  # imported only when it is used
+
+    if args.action == "invite-url":
+        print(discord_main.invite_url(args.client_id))
+        return 0
+    return asyncio.run(discord_main.serve(config, os.environ, redactor))
+
+
 _SIM_RATES = ("failure_rate", "error_rate", "timeout_rate", "malformed_rate")
 
 
@@ -213,6 +222,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check the configuration: one line per check")
     sub.add_parser("status", help="what the database holds: work per key, waiting events")
+    discord_cmd = sub.add_parser("discord", help="run the Discord bot (DISCORD_TOKEN)")
+    discord_cmd.add_argument("action", nargs="?", choices=("run", "invite-url"), default="run")
+    discord_cmd.add_argument("--client-id", default=os.environ.get("DISCORD_CLIENT_ID", ""))
 
     sim = sub.add_parser("sim", help="serve both image APIs locally (tests, demos)")
     sim.add_argument("--host", default="127.0.0.1")
@@ -236,12 +248,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # a .env in the working directory fills in what the real environment leaves unset
+    # (before the arguments: their defaults read PORT and DISCORD_CLIENT_ID)
+    load_dotenv(Path.cwd() / ".env", override=False)
     args = _parser().parse_args(argv)
     if hasattr(args, "out"):
         args.out = os.path.abspath(args.out)
     try:
-        # a .env in the working directory fills in what the real environment leaves unset
-        load_dotenv(Path.cwd() / ".env", override=False)
         config = Config.from_env(os.environ)
         redactor = configure_logging(level=config.log_level, fmt=config.log_format)
         if args.command == "doctor":
@@ -250,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_status(config))
         if args.command == "sim":
             return asyncio.run(_sim(args))
+        if args.command == "discord":
+            return _discord(config, args, redactor)
         if args.command == "demo":
             return asyncio.run(_demo(config, args, redactor))
         if args.command == "slack":
