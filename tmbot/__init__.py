@@ -5,6 +5,7 @@ adapters/ and storage/ plug into the Protocols in :mod:`tmbot.ports`. This modul
 core's public face: adapters import what they use from here, and only from here.
 """
 
+from tmbot.capabilities import PROVIDERS
 from tmbot.cleantext import clean, printable
 from tmbot.domain import Actor, ApiKey, Place, ProviderName, tenant_of
 from tmbot.engine import Engine
@@ -40,6 +41,7 @@ from tmbot.texts import describe_spec, render
 __version__ = "0.1.0"
 
 __all__ = [
+    "PROVIDERS",
     "Accepted",
     "Actor",
     "ApiKey",

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from tmbot import PROVIDERS
+
 #: flag names (as the grammar accepts them) -> field; model shorthands take no value
 _VALUE_FLAGS = {
     "ar": "aspect_ratio",
@@ -29,13 +31,28 @@ _FIELD_FLAG = {
 }
 _FLAG = re.compile(r"[-‐‑‒–—―−]{1,3}([A-Za-z][A-Za-z0-9_-]*)(=.*)?", re.DOTALL)
 
-#: choices offered as typed options (the core validates every value all the same)
-MODELS = ("nano-banana-pro", "nano-banana-2")
-BASE_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
-EXTREME_RATIOS = ("1:4", "4:1", "1:8", "8:1")
-RATIOS_BY_MODEL = {"nano-banana-pro": BASE_RATIOS, "nano-banana-2": BASE_RATIOS + EXTREME_RATIOS}
-RESOLUTIONS = ("0.5k", "1k", "2k", "4k")
-TASTES = ("default", "realistic-photo")
+#: choices offered as typed options, from the core's capability tables (the one place that
+#: lists them; the core validates every value all the same)
+MODELS = tuple(dict.fromkeys(m for pc in PROVIDERS.values() for m in pc.models))
+RATIOS_BY_MODEL = {
+    model: tuple(
+        dict.fromkeys(
+            r
+            for pc in PROVIDERS.values()
+            if model in pc.models
+            for r in pc.models[model].aspect_ratios
+        )
+    )
+    for model in MODELS
+}
+ALL_RATIOS = tuple(dict.fromkeys(r for ratios in RATIOS_BY_MODEL.values() for r in ratios))
+RESOLUTIONS = tuple(
+    sorted(
+        {r for pc in PROVIDERS.values() for r in pc.resolutions},
+        key=lambda r: float(r.removesuffix("k")),
+    )
+)
+TASTES = tuple(dict.fromkeys(t for pc in PROVIDERS.values() for t in pc.tastes))
 
 
 def with_options(text: str, options: Mapping[str, str | None]) -> str:
@@ -67,4 +84,4 @@ def with_options(text: str, options: Mapping[str, str | None]) -> str:
 def ratios_for(model: str | None) -> tuple[str, ...]:
     if model in RATIOS_BY_MODEL:
         return RATIOS_BY_MODEL[model]
-    return BASE_RATIOS + EXTREME_RATIOS
+    return ALL_RATIOS
