@@ -584,19 +584,27 @@ def prepare_database_file(path: Path) -> None:
 
 
 async def _connect(
-    path: Path, *, memory: bool, migrations: Sequence[Migration], now: Callable[[], float]
+    path: Path,
+    *,
+    memory: bool,
+    migrations: Sequence[Migration],
+    now: Callable[[], float],
+    read_only: bool = False,
 ) -> aiosqlite.Connection:
     try:
         db = await aiosqlite.connect(
-            MEMORY if memory else str(path),
+            f"file:{path}?mode=ro" if read_only else MEMORY if memory else str(path),
             isolation_level=None,  # autocommit; transactions are explicit BEGIN … COMMIT
             timeout=BUSY_TIMEOUT_MS / 1000,
+            uri=read_only,
         )
     except sqlite3.Error as exc:
         raise ConfigError(f"The database {path} cannot be opened ({exc}).") from None
     try:
         db.row_factory = sqlite3.Row
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        if read_only:
+            return db  # as it is: no journal mode set, nothing migrated
         if not memory:
             rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
             mode = str(next(iter(rows))[0]).lower()
@@ -637,6 +645,7 @@ class SqliteStore:
         *,
         now: Callable[[], float] = time.time,
         exclusive: bool = False,
+        read_only: bool = False,
     ) -> SqliteStore:
         """Open (creating it, mode 0600, and its folder if needed) and migrate the database at
         ``path``.
@@ -645,9 +654,14 @@ class SqliteStore:
         ``applied_at`` columns (wall-clock epoch seconds). ``exclusive`` is for the engine:
         it takes the database's lock (:mod:`storage.lock`) until :meth:`close`, so a second
         engine on the same file is refused, and refuses an in-memory database. A path that
-        cannot hold a database is a :class:`ConfigError`, one sentence.
+        cannot hold a database is a :class:`ConfigError`, one sentence. ``read_only`` is for
+        looking beside a running bot (``tmbot status``, ``doctor``): an existing file is
+        read as it is — nothing created, locked or migrated, every write refused.
         """
         path = Path(path)
+        if read_only:
+            db = await _connect(path, memory=False, migrations=(), now=now, read_only=True)
+            return cls(db, path=path, now=now)
         memory = str(path) == MEMORY
         lock: DatabaseLock | None = None
         if memory and exclusive:

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from storage.sqlite import load_migrations, stored_schema
 from tests.harness import Bot
 from tests.procs import bot_env, run_console, sim_process, start_console, tmbot_command
 from tmbot.health import serve
@@ -242,3 +244,43 @@ async def test_ready_only_once_every_part_is(make_bot: MakeBot) -> None:
             assert ready.status_code == 200 and ready.json()["status"] == "ready"
             await bot.runtime.engine.aclose()
             assert (await client.get("/readyz")).json()["checks"]["engine"] is False
+
+
+async def test_status_and_doctor_change_nothing_they_look_at(tmp_path: Path) -> None:
+    """Neither creates, locks nor migrates a database, nor makes a key file."""
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,"
+            " name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        for migration in load_migrations()[:3]:
+            for statement in migration.statements():
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version VALUES (?, ?, 0)", (migration.version, migration.name)
+            )
+    before = old.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMBOT_", "SLACK_"))}
+    dead = f"http://127.0.0.1:{_dead_port()}"  # never the real APIs from a test
+    env.update(TMBOT_DATABASE_URL=f"sqlite:///{old}", TASTEMACHINE_API_URL=dead, VTRIX_API_URL=dead)
+    code, text = await _doctor(env, tmp_path)
+    failed = [line.split(":")[0] for line in text.splitlines() if line.startswith("FAIL")]
+    assert code == 1 and failed == [
+        "FAIL chat platforms",
+        "FAIL The Taste Machine",
+        "FAIL Vtrix (Nano Banana 2)",
+    ], text
+    assert "schema 3 of 5; it is migrated at the next start" in text, text
+    assert "secret: none yet" in text
+    status = await asyncio.create_subprocess_exec(
+        *tmbot_command("status"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    _, said = await asyncio.wait_for(status.communicate(), 30)
+    assert status.returncode == 2 and "schema 3" in said.decode()
+    assert stored_schema(old) == 3 and old.read_bytes() == before
+    assert not (tmp_path / "old.key").exists() and not (tmp_path / "old.db.lock").exists()

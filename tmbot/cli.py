@@ -145,7 +145,13 @@ async def _status(config: Config) -> int:
     if not path.exists():
         print(f"No database at {path} yet: nothing has run there.")
         return 0
-    async with await SqliteStore.open(path) as store:
+    schema, latest = stored_schema(path), latest_schema()
+    if schema != latest:
+        raise ConfigError(
+            f"The database {path} is at schema {schema} and this tmbot reads {latest}; "
+            "start the bot once (it migrates the database) or use the matching tmbot."
+        )
+    async with await SqliteStore.open(path, read_only=True) as store:
         print(overview_text(await store.overview(), now=time.time()))
     return 0
 
@@ -159,7 +165,7 @@ async def _doctor(config: Config) -> int:
     findings.append(doctor.database(path, schema=schema, latest=latest_schema()))
     bindings = []
     if schema:
-        async with await SqliteStore.open(path) as store:
+        async with await SqliteStore.open(path, read_only=True) as store:
             bindings = await store.list_keys()
     secret, vault = doctor.secret(os.environ, key_file_for(path), stored_keys=len(bindings))
     findings += [secret, doctor.keys(bindings, vault)]
