@@ -64,6 +64,9 @@ async def test_taste_with_typed_options_defers_posts_a_card_a_thread_and_the_fil
     edits = [c for c in fake.calls_to("PATCH", MESSAGE) if c.params["message_id"] == str(card_id)]
     assert edits and edits[-1].json["embeds"][0]["title"].endswith("Done")
     assert fake.messages[card_id]["embeds"][0]["title"].endswith("Done")
+    # the card is public: it says whose key pays, by fingerprint, not "your key"
+    fields = {f["name"]: f["value"] for f in fake.messages[card_id]["embeds"][0]["fields"]}
+    assert fields["Key"].startswith(f"{gen.actor.label}'s key …"), fields
 
 
 async def test_flags_in_the_brief_work_without_typed_options(

@@ -44,7 +44,7 @@ async def test_slash_command_card_edits_and_image_in_its_thread(
         assert card.params["channel"] == GENERAL
         shown = card.everything()
         assert "Tokyo coffee shop" in shown and "alice" in shown
-        assert "your key \\u20260001" in shown  # which key pays, by fingerprint
+        assert "alice's key \\u20260001" in shown  # whose key pays, by fingerprint
         done = await rig.done(card_ts)
         await rig.bot.settled()
         generation_id = await rig.bot.store.generation_for_message("slack", GENERAL, card_ts)

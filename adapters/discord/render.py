@@ -60,7 +60,8 @@ def card(
     if gen.cost is not None and priced(spec.provider):
         embed.add_field(name="Cost", value=f"{gen.cost:g} credits", inline=True)
     if fingerprint:
-        key = "your key" if gen.key.owner else "team key"
+        # the card is public: whose key it is, not "your key"
+        key = f"{gen.actor.label}'s key" if gen.key.owner else "team key"
         embed.add_field(name="Key", value=f"{key} {fingerprint}", inline=True)
     if gen.regenerated_from:
         embed.add_field(name="From", value=f"`{gen.regenerated_from}`", inline=True)

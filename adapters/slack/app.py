@@ -48,13 +48,14 @@ def build_app(
 
 
 def key_label(engine: Engine) -> KeyLabel:
-    """Names the paying key on a card by its fingerprint (``your key …a1b2``)."""
+    """Names the paying key on a card by its fingerprint (``alice's key …a1b2``, ``the team
+    key …a1b2``); the card is public, so it names whose key it is."""
 
     async def label(gen: Generation) -> str | None:
         binding = await engine.store.get_key(gen.key)
         if binding is None:
             return None
-        whose = "your key" if gen.key.scope is KeyScope.USER else "the team key"
+        whose = f"{gen.actor.label}'s key" if gen.key.scope is KeyScope.USER else "the team key"
         return f"{whose} {binding.fingerprint}"
 
     return label
