@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -97,3 +98,11 @@ async def run_console(
     )
     assert proc.returncode is not None
     return proc.returncode, stdout.decode(), stderr.decode()
+
+
+def dead_port() -> int:
+    """A local port nothing listens on (bound, then closed): connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import stat
 import unicodedata
 from pathlib import Path
@@ -17,6 +16,7 @@ from cryptography.fernet import Fernet
 
 from storage.sqlite import SqliteStore
 from tests.harness import PLACE, Recorder, running_bot
+from tests.procs import dead_port
 from tests.test_commands_corpus import is_one_sentence
 from tests.test_engine_harness import console_chat, stored_bytes
 from tmbot.config import Config
@@ -238,15 +238,8 @@ def test_a_missing_secret_with_stored_keys_is_refused(tmp_path: Path) -> None:
 # --- an unreachable provider -------------------------------------------------------------
 
 
-def _dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # closed again: connections are refused
-
-
 async def test_an_unreachable_provider_fails_in_seconds(tmp_path: Path) -> None:
-    port = _dead_port()
+    port = dead_port()
     url = f"http://127.0.0.1:{port}"
     recorder = Recorder()
     # at x10 the 600 s task deadline is 60 real seconds

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -20,19 +19,12 @@ import httpx
 
 from storage.sqlite import load_migrations, stored_schema
 from tests.harness import Bot
-from tests.procs import bot_env, run_console, sim_process, start_console, tmbot_command
+from tests.procs import bot_env, dead_port, run_console, sim_process, start_console, tmbot_command
 from tmbot.health import serve
 from tmbot.logs import JsonFormatter, configure_logging
 
 SCALE = 60.0
 MakeBot = Callable[..., AbstractAsyncContextManager[Bot]]
-
-
-def _dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # closed again: connections are refused
 
 
 KEY = "tm_test_logsLLLLLLLLLL0001"
@@ -173,7 +165,7 @@ async def test_doctor_passes_a_good_configuration_and_names_each_problem(tmp_pat
         broken = {
             **env,
             "TMBOT_SECRET_KEY": second,
-            "TASTEMACHINE_API_URL": f"http://127.0.0.1:{_dead_port()}",
+            "TASTEMACHINE_API_URL": f"http://127.0.0.1:{dead_port()}",
         }
         code, bad = await _doctor(broken, tmp_path)
     assert code == 1
@@ -262,7 +254,7 @@ async def test_status_and_doctor_change_nothing_they_look_at(tmp_path: Path) -> 
             )
     before = old.read_bytes()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TMBOT_", "SLACK_"))}
-    dead = f"http://127.0.0.1:{_dead_port()}"  # never the real APIs from a test
+    dead = f"http://127.0.0.1:{dead_port()}"  # never the real APIs from a test
     env.update(TMBOT_DATABASE_URL=f"sqlite:///{old}", TASTEMACHINE_API_URL=dead, VTRIX_API_URL=dead)
     code, text = await _doctor(env, tmp_path)
     failed = [line.split(":")[0] for line in text.splitlines() if line.startswith("FAIL")]
