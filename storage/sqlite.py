@@ -27,17 +27,17 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import aiosqlite
 
+from storage import rows
 from storage.lock import DatabaseLock
-from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
+from tmbot.domain import ProviderName
 from tmbot.errors import ConfigError, NotFound
 from tmbot.records import (
     Budget,
-    BudgetPeriod,
     EventOutcome,
     Generation,
     GenStatus,
@@ -232,231 +232,20 @@ def latest_schema() -> int:
     return migrations[-1].version if migrations else 0
 
 
-# --- rows <-> records ------------------------------------------------------------------
+# --- rows <-> records: storage.rows (shared with storage.postgres) -------------------
 
-
-def _key_binding_to_row(binding: KeyBinding) -> tuple[object, ...]:
-    ref = binding.ref
-    return (
-        ref.scope.value,
-        ref.tenant,
-        ref.owner,
-        ref.provider.value,
-        binding.ciphertext,
-        binding.fingerprint,
-        binding.created_at,
-        binding.balance,
-        binding.balance_seen_at,
-    )
-
-
-def _key_ref_from_row(row: sqlite3.Row, prefix: str = "") -> KeyRef:
-    """A KeyRef from columns ``scope, tenant, owner, provider`` (behind ``prefix``)."""
-    return KeyRef(
-        scope=KeyScope(row[f"{prefix}scope"]),
-        tenant=row[f"{prefix}tenant"],
-        owner=row[f"{prefix}owner"],
-        provider=ProviderName(row[f"{prefix}provider"]),
-    )
-
-
-def _key_binding_from_row(row: sqlite3.Row) -> KeyBinding:
-    return KeyBinding(
-        ref=_key_ref_from_row(row),
-        ciphertext=bytes(row["ciphertext"]),
-        fingerprint=row["fingerprint"],
-        created_at=row["created_at"],
-        balance=row["balance"],
-        balance_seen_at=row["balance_seen_at"],
-    )
-
-
-def _settings_to_row(settings: UserSettings) -> tuple[object, ...]:
-    return (
-        settings.provider.value if settings.provider is not None else None,
-        settings.model,
-        settings.aspect_ratio,
-        settings.resolution,
-        settings.taste,
-    )
-
-
-def _settings_from_row(row: sqlite3.Row) -> UserSettings:
-    provider = row["provider"]
-    return UserSettings(
-        provider=ProviderName(provider) if provider is not None else None,
-        model=row["model"],
-        aspect_ratio=row["aspect_ratio"],
-        resolution=row["resolution"],
-        taste=row["taste"],
-    )
-
-
-#: The generations table's columns, in the order of :func:`_generation_to_row`'s keys.
-_GENERATION_COLUMNS = (
-    "id",
-    "actor_platform",
-    "actor_tenant",
-    "actor_user_id",
-    "actor_is_admin",
-    "actor_display_name",
-    "place_platform",
-    "place_channel",
-    "place_thread",
-    "place_card_message",
-    "spec_provider",
-    "spec_brief",
-    "spec_model",
-    "spec_aspect_ratio",
-    "spec_resolution",
-    "spec_taste",
-    "spec_image_urls",
-    "key_scope",
-    "key_tenant",
-    "key_owner",
-    "key_provider",
-    "status",
-    "created_at",
-    "updated_at",
-    "cost",
-    "task_id",
-    "estimate_seconds",
-    "submitted_at",
-    "completed_at",
-    "image_url",
-    "prompt_used",
-    "expires_at",
-    "credits_consumed",
-    "credits_remaining",
-    "error",
-    "delivered_at",
-    "regenerated_from",
-    "deleted_at",
-    "deleted_by",
-)
-
-
-def _generation_to_row(g: Generation) -> dict[str, object]:
-    row: dict[str, object] = {
-        "id": g.id,
-        "actor_platform": g.actor.platform,
-        "actor_tenant": g.actor.tenant,
-        "actor_user_id": g.actor.user_id,
-        "actor_is_admin": int(g.actor.is_admin),
-        "actor_display_name": g.actor.display_name,
-        "place_platform": g.place.platform,
-        "place_channel": g.place.channel,
-        "place_thread": g.place.thread,
-        "place_card_message": g.place.card_message,
-        "spec_provider": g.spec.provider.value,
-        "spec_brief": g.spec.brief,
-        "spec_model": g.spec.model,
-        "spec_aspect_ratio": g.spec.aspect_ratio,
-        "spec_resolution": g.spec.resolution,
-        "spec_taste": g.spec.taste,
-        "spec_image_urls": json.dumps(list(g.spec.image_urls), ensure_ascii=False),
-        "key_scope": g.key.scope.value,
-        "key_tenant": g.key.tenant,
-        "key_owner": g.key.owner,
-        "key_provider": g.key.provider.value,
-        "status": g.status.value,
-        "created_at": g.created_at,
-        "updated_at": g.updated_at,
-        "cost": g.cost,
-        "task_id": g.task_id,
-        "estimate_seconds": g.estimate_seconds,
-        "submitted_at": g.submitted_at,
-        "completed_at": g.completed_at,
-        "image_url": g.image_url,
-        "prompt_used": g.prompt_used,
-        "expires_at": g.expires_at,
-        "credits_consumed": g.credits_consumed,
-        "credits_remaining": g.credits_remaining,
-        "error": g.error,
-        "delivered_at": g.delivered_at,
-        "regenerated_from": g.regenerated_from,
-        "deleted_at": g.deleted_at,
-        "deleted_by": g.deleted_by,
-    }
-    return row
-
-
-def _generation_from_row(row: sqlite3.Row) -> Generation:
-    urls: Any = json.loads(row["spec_image_urls"])
-    return Generation(
-        id=row["id"],
-        actor=Actor(
-            platform=row["actor_platform"],
-            tenant=row["actor_tenant"],
-            user_id=row["actor_user_id"],
-            is_admin=bool(row["actor_is_admin"]),
-            display_name=row["actor_display_name"],
-        ),
-        place=Place(
-            platform=row["place_platform"],
-            channel=row["place_channel"],
-            thread=row["place_thread"],
-            card_message=row["place_card_message"],
-        ),
-        spec=GenerationSpec(
-            provider=ProviderName(row["spec_provider"]),
-            brief=row["spec_brief"],
-            model=row["spec_model"],
-            aspect_ratio=row["spec_aspect_ratio"],
-            resolution=row["spec_resolution"],
-            taste=row["spec_taste"],
-            image_urls=tuple(str(url) for url in urls),
-        ),
-        key=_key_ref_from_row(row, "key_"),
-        status=GenStatus(row["status"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        cost=row["cost"],
-        task_id=row["task_id"],
-        estimate_seconds=row["estimate_seconds"],
-        submitted_at=row["submitted_at"],
-        completed_at=row["completed_at"],
-        image_url=row["image_url"],
-        prompt_used=row["prompt_used"],
-        expires_at=row["expires_at"],
-        credits_consumed=row["credits_consumed"],
-        credits_remaining=row["credits_remaining"],
-        error=row["error"],
-        delivered_at=row["delivered_at"],
-        regenerated_from=row["regenerated_from"],
-        deleted_at=row["deleted_at"],
-        deleted_by=row["deleted_by"],
-    )
-
-
-def _message_link_to_row(link: MessageLink) -> tuple[object, ...]:
-    return (link.platform, link.channel, link.message_id, link.generation_id, link.kind)
-
-
-def _message_link_from_row(row: sqlite3.Row) -> MessageLink:
-    return MessageLink(
-        platform=row["platform"],
-        channel=row["channel"],
-        message_id=row["message_id"],
-        generation_id=row["generation_id"],
-        kind=row["kind"],
-    )
-
-
-def _outbox_entry_from_row(row: sqlite3.Row) -> OutboxEntry:
-    payload: Any = json.loads(row["payload"])
-    return OutboxEntry(
-        id=int(row["id"]),
-        generation_id=row["generation_id"],
-        platform=row["platform"],
-        seq=int(row["seq"]),
-        kind=row["kind"],
-        payload=payload if isinstance(payload, dict) else {},
-        attempts=int(row["attempts"]),
-        next_attempt_at=float(row["next_attempt_at"]),
-        has_blob=bool(row["has_blob"]),
-    )
-
+_GENERATION_COLUMNS = rows.GENERATION_COLUMNS
+_budget_from_row = rows.budget_from_row
+_generation_from_row = rows.generation_from_row
+_generation_to_row = rows.generation_to_row
+_key_binding_from_row = rows.key_binding_from_row
+_key_binding_to_row = rows.key_binding_to_row
+_key_params = rows.key_params
+_message_link_from_row = rows.message_link_from_row
+_message_link_to_row = rows.message_link_to_row
+_outbox_entry_from_row = rows.outbox_entry_from_row
+_settings_from_row = rows.settings_from_row
+_settings_to_row = rows.settings_to_row
 
 _UPSERT_LINK = """
 INSERT INTO message_links (platform, channel, message_id, generation_id, kind)
@@ -465,20 +254,6 @@ ON CONFLICT (platform, channel, message_id) DO UPDATE SET
     generation_id = excluded.generation_id,
     kind = excluded.kind
 """
-
-
-def _budget_from_row(row: sqlite3.Row) -> Budget:
-    return Budget(
-        tenant=row["tenant"],
-        member=row["target"],
-        amount=int(row["amount"]),
-        period=BudgetPeriod(row["period"]),
-        updated_at=row["updated_at"],
-    )
-
-
-def _key_params(ref: KeyRef) -> tuple[str, str, str, str]:
-    return (ref.scope.value, ref.tenant, ref.owner, ref.provider.value)
 
 
 # Built once from the constant column names above (identifiers, never values: every value is
