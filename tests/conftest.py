@@ -1,5 +1,9 @@
 """Shared fixtures: a simulator, and the real bot on it for any platform name.
 
+``pg_url`` is a fresh, empty database of its own on the session's throwaway PostgreSQL
+cluster (:mod:`tests.pg`): a test that needs it fails, never skips, when PostgreSQL cannot be
+had here.
+
 ``make_bot(platform)`` gives an async context manager that runs the whole bot (the one
 composition root: SQLite file in ``tmp_path``, vault, HTTP clients, scheduler, engine, and
 that platform's outbox dispatcher) with a :class:`tests.harness.Recorder` as the platform's
@@ -8,7 +12,7 @@ notifier. The Slack and Discord tests pass their own notifier as ``recorder=``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.harness import Bot, Recorder, running_bot
+from tests.pg import Cluster, ClusterUnavailable
 from tmbot.simulator import SimConfig, Simulator
 
 #: provider seconds per real second in the shared simulator
@@ -35,3 +40,24 @@ def make_bot(tmp_path: Path, sim: Simulator) -> Callable[..., AbstractAsyncConte
         return running_bot(tmp_path, sim, **options)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = Cluster.start()
+    except ClusterUnavailable as why:
+        pytest.fail(str(why), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def pg_url(pg_cluster: Cluster) -> AsyncIterator[str]:
+    url = await pg_cluster.fresh_database()
+    try:
+        yield url
+    finally:
+        await pg_cluster.drop_database(url)

@@ -1,4 +1,6 @@
-"""SqliteStore against a real SQLite file in tmp_path."""
+"""SqliteStore against a real SQLite file in tmp_path: what is particular to SQLite (the
+file, its pragmas, its migrations, two connections on one file, the URL). What every Store
+must do is ``test_store_contract.py``, run against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -24,15 +26,12 @@ from storage.sqlite import (
     path_from_url,
 )
 from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
-from tmbot.errors import ConfigError, NotFound
+from tmbot.errors import ConfigError
 from tmbot.records import (
     Generation,
     GenStatus,
-    KeyBinding,
     KeyRef,
     KeyScope,
-    MessageLink,
-    UserSettings,
 )
 
 USER_KEY = KeyRef(KeyScope.USER, "T1", "U1", ProviderName.TASTEMACHINE)
@@ -112,11 +111,6 @@ def full_generation(gen_id: str = "full") -> Generation:
         delivered_at=1700000095.0,
         regenerated_from=None,
     )
-
-
-def binding(ref: KeyRef = USER_KEY, **overrides: Any) -> KeyBinding:
-    base = KeyBinding(ref=ref, ciphertext=b"\x00cipher\xff", fingerprint="…1234", created_at=5.0)
-    return dataclasses.replace(base, **overrides)
 
 
 # --- opening, pragmas, migrations ------------------------------------------------------
@@ -232,81 +226,6 @@ async def test_memory_database_works() -> None:
     await store.close()  # closing twice is harmless
 
 
-# --- keys ------------------------------------------------------------------------------
-
-
-async def test_key_binding_round_trip_and_upsert(store: SqliteStore) -> None:
-    assert await store.get_key(USER_KEY) is None
-    first = binding()
-    await store.put_key(first)
-    assert await store.get_key(USER_KEY) == first
-
-    with_balance = binding(
-        ciphertext=b"new", fingerprint="…9999", created_at=6.0, balance=42.5, balance_seen_at=7.0
-    )
-    await store.put_key(with_balance)
-    assert await store.get_key(USER_KEY) == with_balance
-
-    # The team binding of the same tenant and provider is a different row.
-    assert await store.get_key(TEAM_KEY) is None
-    team = binding(TEAM_KEY, fingerprint="…team")
-    await store.put_key(team)
-    assert await store.get_key(TEAM_KEY) == team
-    assert await store.get_key(USER_KEY) == with_balance
-    vtrix = dataclasses.replace(USER_KEY, provider=ProviderName.VTRIX)
-    assert await store.get_key(vtrix) is None
-
-
-async def test_delete_key_reports_whether_it_removed_something(store: SqliteStore) -> None:
-    await store.put_key(binding())
-    assert await store.delete_key(USER_KEY) is True
-    assert await store.get_key(USER_KEY) is None
-    assert await store.delete_key(USER_KEY) is False
-
-
-async def test_record_balance_updates_only_existing_bindings(store: SqliteStore) -> None:
-    await store.record_balance(USER_KEY, remaining=10.0, seen_at=1.0)
-    assert await store.get_key(USER_KEY) is None
-
-    await store.put_key(binding())
-    await store.record_balance(USER_KEY, remaining=10.0, seen_at=100.0)
-    stored = await store.get_key(USER_KEY)
-    assert stored is not None
-    assert (stored.balance, stored.balance_seen_at) == (10.0, 100.0)
-    assert stored.ciphertext == binding().ciphertext
-
-    # An older reading arriving late does not roll the balance back; a newer one wins.
-    await store.record_balance(USER_KEY, remaining=99.0, seen_at=50.0)
-    stored = await store.get_key(USER_KEY)
-    assert stored is not None and stored.balance == 10.0
-    await store.record_balance(USER_KEY, remaining=7.5, seen_at=101.0)
-    stored = await store.get_key(USER_KEY)
-    assert stored is not None and (stored.balance, stored.balance_seen_at) == (7.5, 101.0)
-    assert await store.get_key(TEAM_KEY) is None
-
-
-# --- settings --------------------------------------------------------------------------
-
-
-async def test_settings_default_round_trip_and_replace(store: SqliteStore) -> None:
-    assert await store.get_settings("T1", "U1") == UserSettings()
-    full = UserSettings(
-        provider=ProviderName.VTRIX,
-        model="nano-banana-pro",
-        aspect_ratio="3:4",
-        resolution="2k",
-        taste="realistic-photo",
-    )
-    await store.put_settings("T1", "U1", full)
-    assert await store.get_settings("T1", "U1") == full
-    assert await store.get_settings("T1", "U2") == UserSettings()
-    assert await store.get_settings("T2", "U1") == UserSettings()
-
-    partial = UserSettings(aspect_ratio="1:1")
-    await store.put_settings("T1", "U1", partial)
-    assert await store.get_settings("T1", "U1") == partial
-
-
 # --- generations -----------------------------------------------------------------------
 
 
@@ -328,130 +247,7 @@ def test_generation_row_has_every_column() -> None:
     assert flattened == set(_GENERATION_COLUMNS)
 
 
-async def test_generation_round_trip_every_field(store: SqliteStore) -> None:
-    full = full_generation()
-    await store.insert_generation(make_generation("origin"))
-    full = dataclasses.replace(full, regenerated_from="origin")
-    await store.insert_generation(full)
-    assert await store.get_generation("full") == full
-
-    minimal = make_generation("min")
-    await store.insert_generation(minimal)
-    got = await store.get_generation("min")
-    assert got == minimal
-    assert got is not None and got.spec.image_urls == () and got.place.thread is None
-    assert await store.get_generation("missing") is None
-
-
-async def test_insert_of_a_duplicate_id_fails(store: SqliteStore) -> None:
-    await store.insert_generation(make_generation())
-    with pytest.raises(sqlite3.IntegrityError):
-        await store.insert_generation(make_generation())
-    # The failed transaction was rolled back; the store still works.
-    await store.insert_generation(make_generation("g2"))
-
-
-async def test_update_generation_replaces_the_row(store: SqliteStore) -> None:
-    await store.insert_generation(make_generation())
-    done = dataclasses.replace(
-        full_generation("g1"), status=GenStatus.DELIVERED, error=None, image_url=None
-    )
-    await store.update_generation(done)
-    assert await store.get_generation("g1") == done
-    back = make_generation(status=GenStatus.FAILED, error="boom")
-    await store.update_generation(back)
-    assert await store.get_generation("g1") == back
-
-
-async def test_update_of_a_missing_generation_is_not_found(store: SqliteStore) -> None:
-    with pytest.raises(NotFound):
-        await store.update_generation(make_generation("ghost"))
-    assert await store.get_generation("ghost") is None
-
-
-async def test_unfinished_generations_oldest_first_without_final_ones(
-    store: SqliteStore,
-) -> None:
-    rows = [
-        make_generation("e", status=GenStatus.SUBMITTED, created_at=30.0),
-        make_generation("a", status=GenStatus.DELIVERED, created_at=5.0),
-        make_generation("d", status=GenStatus.ACCEPTED, created_at=10.0),
-        make_generation("c", status=GenStatus.SUBMITTING, created_at=10.0),
-        make_generation("b", status=GenStatus.FAILED, created_at=1.0),
-        make_generation("f", status=GenStatus.COMPLETED, created_at=2.0),
-    ]
-    for row in rows:
-        await store.insert_generation(row)
-    assert [g.id for g in await store.unfinished_generations()] == ["f", "c", "d", "e"]
-
-
-async def test_recent_generations_newest_first_for_that_user(store: SqliteStore) -> None:
-    mine = [make_generation(f"m{i}", created_at=float(i)) for i in range(5)]
-    other_user = make_generation(
-        "x", actor=Actor(platform="slack", tenant="slack:T1", user_id="U2"), created_at=99.0
-    )
-    other_tenant = make_generation(
-        "y", actor=Actor(platform="slack", tenant="slack:T2", user_id="U1"), created_at=99.0
-    )
-    for row in [*mine, other_user, other_tenant]:
-        await store.insert_generation(row)
-    assert [g.id for g in await store.recent_generations("slack:T1", "U1")] == [
-        "m4",
-        "m3",
-        "m2",
-        "m1",
-        "m0",
-    ]
-    assert [g.id for g in await store.recent_generations("slack:T1", "U1", limit=2)] == ["m4", "m3"]
-    assert await store.recent_generations("slack:T1", "U1", limit=0) == []
-    assert [g.id for g in await store.recent_generations("slack:T1", "U2")] == ["x"]
-    assert await store.recent_generations("T3", "U1") == []
-
-
-# --- message links ---------------------------------------------------------------------
-
-
-async def test_message_links_both_ways(store: SqliteStore) -> None:
-    await store.insert_generation(make_generation("g1"))
-    await store.insert_generation(make_generation("g2"))
-    card = MessageLink("slack", "C1", "111.1", "g1")
-    image = MessageLink("slack", "C1", "111.2", "g1", kind="image")
-    await store.link_message(card)
-    await store.link_message(image)
-    await store.link_message(MessageLink("discord", "C1", "111.1", "g2"))
-
-    assert await store.generation_for_message("slack", "C1", "111.1") == "g1"
-    assert await store.generation_for_message("discord", "C1", "111.1") == "g2"
-    assert await store.generation_for_message("slack", "C2", "111.1") is None
-    assert await store.messages_for_generation("g1") == [card, image]
-    assert await store.messages_for_generation("nothing") == []
-
-    # Linking the same message again re-points it.
-    await store.link_message(MessageLink("slack", "C1", "111.2", "g2", kind="image"))
-    assert await store.generation_for_message("slack", "C1", "111.2") == "g2"
-    assert await store.messages_for_generation("g1") == [card]
-
-
-async def test_linking_to_an_unknown_generation_is_not_found(store: SqliteStore) -> None:
-    with pytest.raises(NotFound):
-        await store.link_message(MessageLink("slack", "C1", "1", "ghost"))
-    assert await store.generation_for_message("slack", "C1", "1") is None
-
-
 # --- concurrency -----------------------------------------------------------------------
-
-
-async def test_concurrent_updates_lose_nothing(store: SqliteStore) -> None:
-    ids = [f"g{i:02d}" for i in range(50)]
-    await asyncio.gather(*(store.insert_generation(make_generation(i)) for i in ids))
-    updates = [
-        make_generation(i, status=GenStatus.SUBMITTED, task_id=f"task-{i}", updated_at=2000.0)
-        for i in ids
-    ]
-    await asyncio.gather(*(store.update_generation(g) for g in updates))
-    for expected in updates:
-        assert await store.get_generation(expected.id) == expected
-    assert len(await store.unfinished_generations()) == 50
 
 
 async def test_two_connections_writing_the_same_file(db_path: Path) -> None:
@@ -475,19 +271,6 @@ async def test_two_connections_writing_the_same_file(db_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
-
-
-async def test_a_cancelled_write_leaves_the_store_usable(store: SqliteStore) -> None:
-    await store.insert_generation(make_generation())
-    for ticks in range(6):
-        task = asyncio.create_task(store.update_generation(make_generation(task_id=str(ticks))))
-        for _ in range(ticks):
-            await asyncio.sleep(0)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await store.put_settings("T1", "U1", UserSettings(model=str(ticks)))
-        assert await store.get_settings("T1", "U1") == UserSettings(model=str(ticks))
 
 
 # --- configuration ---------------------------------------------------------------------

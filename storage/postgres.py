@@ -1,0 +1,977 @@
+""":class:`tmbot.ports.Store` on PostgreSQL through asyncpg: the shared store.
+
+asyncpg is asyncio-native (no thread per connection), speaks the binary protocol, caches
+prepared statements per connection, and has ``add_listener`` for ``LISTEN/NOTIFY``, which the
+work sharing across processes will use to wake a lane's owner.
+
+Connections: a pool for the Store calls, and one **control connection** of the store's own,
+outside the pool (a pool resets its connections on release, which drops session advisory
+locks and listeners). The control connection applies the migrations and, for the engine
+(``exclusive=True``), holds a session advisory lock for as long as the store is open: until
+lanes are owned per key, one engine per database holds on PostgreSQL as it does on SQLite. It
+is where ``LISTEN`` and lane leases will live.
+
+Every Store call is one transaction with the same semantics as :mod:`storage.sqlite` (the
+contract suite, ``tests/test_store_contract.py``, runs against both): writes take the
+generation's row lock before numbering its outbox events, ``transition`` writes only while
+the stored status is still the expected one, ``remember`` keeps a live record and replaces an
+expired one. Every value is a bound parameter; SQL text is built from constant identifiers
+only.
+
+The schema lives in ``storage/migrations/postgres/NNN_name.sql``, the same numbered versions
+as SQLite's in PostgreSQL's dialect, recorded in the same ``schema_version`` table; at open
+each missing one is applied in its own transaction (under a transaction advisory lock, so two
+processes opening a new database do not both apply it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from storage import rows
+from tmbot.domain import ProviderName
+from tmbot.errors import ConfigError, DatabaseInUse, NotFound
+from tmbot.records import (
+    Budget,
+    EventOutcome,
+    Generation,
+    GenStatus,
+    KeyBinding,
+    KeyLoad,
+    KeyRef,
+    KeyScope,
+    MessageLink,
+    NewEvent,
+    OutboxEntry,
+    Overview,
+    Spend,
+    UserSettings,
+)
+
+if TYPE_CHECKING:
+    from tmbot.ports import Store
+
+log = logging.getLogger(__name__)
+
+#: URL schemes this store serves (``postgres://`` is libpq's alias).
+SCHEMES = ("postgresql", "postgres")
+
+#: The first key of every advisory lock tmbot takes (``pg_try_advisory_lock(int, int)``);
+#: the second says which lock. Lane and shard leases will add their own second keys.
+LOCK_CLASS = 0x746D6274  # "tmbt"
+ENGINE_LOCK = 1  # one engine per database (until lanes are owned per key)
+MIGRATION_LOCK = 2  # held (per transaction) while a migration is applied
+
+#: Connections in the pool; one Store call holds one for its transaction.
+POOL_SIZE = 10
+#: Seconds to wait for the server to accept a connection.
+CONNECT_TIMEOUT = 10.0
+
+_MIGRATION_NAME = re.compile(r"(?P<version>\d+)_(?P<name>[A-Za-z0-9_]+)\.sql")
+_FINAL = [GenStatus.DELIVERED.value, GenStatus.FAILED.value]
+
+
+# --- the URL -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostgresUrl:
+    """A ``postgresql://`` URL and how to name its database in a sentence: host, port and
+    database name, never the user's password (the URL itself is never shown)."""
+
+    dsn: str = field(repr=False)
+    host: str
+    port: int
+    database: str
+
+    @property
+    def where(self) -> str:
+        """``127.0.0.1:5432``, or ``the socket in /run/postgresql``."""
+        if self.host.startswith("/"):
+            return f"the socket in {self.host}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def shown(self) -> str:
+        """``the PostgreSQL database tmbot at 127.0.0.1:5432``."""
+        return f"the PostgreSQL database {self.database} at {self.where}"
+
+
+def parse_url(url: str) -> PostgresUrl:
+    """Check a ``postgresql://user:password@host:port/database`` URL; a bad one is a
+    :class:`ConfigError` that does not repeat it."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(
+            "TMBOT_DATABASE_URL is not a valid PostgreSQL URL (its host or port cannot be "
+            "read); use postgresql://user:password@host:5432/database."
+        ) from None
+    if parts.scheme not in SCHEMES:
+        raise ConfigError("TMBOT_DATABASE_URL must start with postgresql:// for PostgreSQL.")
+    query = parse_qs(parts.query)
+    host = (query.get("host") or [""])[0] or unquote(parts.hostname or "") or "localhost"
+    if not port and query.get("port"):
+        raw = query["port"][0]
+        if not raw.isdigit():
+            raise ConfigError("TMBOT_DATABASE_URL has a port that is not a number.")
+        port = int(raw)
+    user = unquote(parts.username or "") or os.environ.get("PGUSER", "")
+    database = unquote(parts.path.lstrip("/")) or (query.get("dbname") or [""])[0] or user
+    return PostgresUrl(dsn=url, host=host, port=port or 5432, database=database or "(default)")
+
+
+def _unreachable(exc: BaseException, target: PostgresUrl) -> ConfigError:
+    """One sentence for a connection that failed, naming host and port, never the URL."""
+    where = target.where
+    if isinstance(
+        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
+        return ConfigError(
+            f"PostgreSQL at {where} refused the login; check the user and password in "
+            "TMBOT_DATABASE_URL."
+        )
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return ConfigError(
+            f"PostgreSQL at {where} has no database {target.database}; create it "
+            f"(createdb {target.database}) or name another in TMBOT_DATABASE_URL."
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return ConfigError(
+            f"PostgreSQL at {where} refused the connection; is the server running there?"
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConfigError(f"PostgreSQL's host {target.host} cannot be found.")
+    if isinstance(exc, TimeoutError):
+        return ConfigError(f"PostgreSQL at {where} did not answer within {CONNECT_TIMEOUT:g} s.")
+    if isinstance(exc, OSError):
+        reason = exc.strerror or type(exc).__name__
+        return ConfigError(f"PostgreSQL at {where} cannot be reached ({reason}).")
+    if isinstance(exc, asyncpg.PostgresError):
+        said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return ConfigError(f"PostgreSQL at {where} refused tmbot ({said}).")
+    return ConfigError(
+        f"PostgreSQL at {where} cannot be used ({type(exc).__name__}); check TMBOT_DATABASE_URL."
+    )
+
+
+#: What a failed connection attempt raises (mapped to one sentence by :func:`_unreachable`).
+_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def _application_name() -> str:
+    """Who holds a connection, as ``pg_stat_activity`` shows it: ``tmbot:<pid>@<host>``."""
+    return f"tmbot:{os.getpid()}@{socket.gethostname()}"[:63]
+
+
+def _server_settings(*, read_only: bool) -> dict[str, str]:
+    settings = {"application_name": _application_name()}
+    if read_only:
+        settings["default_transaction_read_only"] = "on"
+    return settings
+
+
+# --- migrations --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """Every ``storage/migrations/postgres/NNN_name.sql``, in version order (1..n, no gaps)."""
+    folder = resources.files("storage").joinpath("migrations").joinpath("postgres")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = _MIGRATION_NAME.fullmatch(entry.name)
+        if match is None:
+            raise ValueError(f"migration file name {entry.name!r} is not NNN_name.sql")
+        found.append(
+            Migration(int(match["version"]), match["name"], entry.read_text(encoding="utf-8"))
+        )
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise ValueError(f"migration versions must be 1..n without gaps or repeats: {versions}")
+    return found
+
+
+_SCHEMA_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY NOT NULL,
+    name       TEXT COLLATE "C" NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)
+"""
+
+
+async def _migrate(
+    conn: asyncpg.Connection[Any], migrations: Sequence[Migration], *, now: float
+) -> list[int]:
+    """Apply the migrations not yet recorded, each in its own transaction; returns the
+    versions applied now."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, MIGRATION_LOCK)
+        await conn.execute(_SCHEMA_VERSION_TABLE)
+        newest = await conn.fetchval("SELECT MAX(version) FROM schema_version")
+    known = migrations[-1].version if migrations else 0
+    if newest is not None and newest > known:
+        raise ConfigError(
+            f"This database was written by a newer tmbot (schema version {newest}; this one "
+            f"knows up to {known}); upgrade tmbot before using it."
+        )
+    applied: list[int] = []
+    for migration in migrations:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, MIGRATION_LOCK)
+            done = await conn.fetchval(
+                "SELECT 1 FROM schema_version WHERE version = $1", migration.version
+            )
+            if done is None:
+                await conn.execute(migration.sql)  # one file, several statements
+                await conn.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    now,
+                )
+                applied.append(migration.version)
+    if applied:
+        log.info("database schema migrated to version %d", applied[-1])
+    return applied
+
+
+async def _schema_version(conn: asyncpg.Connection[Any]) -> int:
+    """The newest applied migration (0: not a tmbot database yet)."""
+    try:
+        newest = await conn.fetchval("SELECT MAX(version) FROM schema_version")
+    except asyncpg.UndefinedTableError:
+        return 0
+    return int(newest or 0)
+
+
+def latest_schema() -> int:
+    migrations = load_migrations()
+    return migrations[-1].version if migrations else 0
+
+
+# --- the engine lock ---------------------------------------------------------------------
+
+
+async def _take_engine_lock(conn: asyncpg.Connection[Any], target: PostgresUrl) -> None:
+    """A session advisory lock held on the control connection until it closes; a second
+    engine on the same database is refused with one sentence naming the holder."""
+    if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, ENGINE_LOCK):
+        return
+    holder = await conn.fetchval(
+        """
+        SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+                  SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2
+        LIMIT 1
+        """,
+        LOCK_CLASS,
+        ENGINE_LOCK,
+    )
+    match = re.fullmatch(r"tmbot:(\d+)@(.*)", holder or "")
+    who = f"process {match[1]} on {match[2]}" if match else "another process"
+    raise DatabaseInUse(
+        f"Another tmbot ({who}) is already running on {target.shown}; stop it first (until "
+        "each key's lane is owned across processes, tmbot runs one process per database, on "
+        "PostgreSQL too)."
+    )
+
+
+# --- SQL ---------------------------------------------------------------------------------
+
+_COLUMNS = rows.GENERATION_COLUMNS
+# Built once from the constant column names (identifiers, never values: every value is a
+# bound parameter, $1 … in the order of rows.GENERATION_COLUMNS).
+_INSERT_GENERATION = (
+    "INSERT INTO generations ("  # noqa: S608
+    + ", ".join(_COLUMNS)
+    + ") VALUES ("
+    + ", ".join(f"${n}" for n in range(1, len(_COLUMNS) + 1))
+    + ")"
+)
+assert _COLUMNS[0] == "id"  # noqa: S101 (the UPDATEs below bind the id as $1)
+_UPDATE_GENERATION = (
+    "UPDATE generations SET "  # noqa: S608
+    + ", ".join(f"{c} = ${n}" for n, c in enumerate(_COLUMNS, start=1) if c != "id")
+    + " WHERE id = $1"
+)
+_TRANSITION_GENERATION = _UPDATE_GENERATION + f" AND status = ${len(_COLUMNS) + 1}"
+_SELECT_GENERATION = "SELECT " + ", ".join(_COLUMNS) + " FROM generations"  # noqa: S608
+_OUTBOX_COLUMNS = (
+    "id, generation_id, platform, seq, kind, payload, attempts, next_attempt_at,"
+    " blob IS NOT NULL AS has_blob"
+)
+_KEY_COLUMNS = (
+    "scope, tenant, owner, provider, ciphertext, fingerprint, created_at, balance, balance_seen_at"
+)
+_BUDGET_COLUMNS = "tenant, target, amount, period, updated_at"
+
+_UPSERT_LINK = """
+INSERT INTO message_links (platform, channel, message_id, generation_id, kind)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (platform, channel, message_id) DO UPDATE SET
+    generation_id = excluded.generation_id,
+    kind = excluded.kind
+"""
+
+# The ledger rule of tmbot.records, per generation row (as storage.sqlite counts it).
+_SPENT = (
+    "COALESCE(SUM(CASE WHEN status = 'failed' THEN COALESCE(credits_consumed, 0)"
+    " ELSE COALESCE(credits_consumed, cost, 0) END), 0) AS credits,"
+    " COALESCE(SUM(CASE WHEN status = 'failed' AND credits_consumed IS NULL THEN 0 ELSE 1 END),"
+    " 0) AS images"
+)
+_SPEND_FROM = (
+    " FROM generations WHERE key_tenant = $1 AND key_scope = $2 AND key_provider = $3"
+    " AND created_at >= $4"
+)
+_SPEND = f"SELECT {_SPENT}{_SPEND_FROM} AND actor_user_id = $5"
+_SPEND_BY_MEMBER = (
+    f"SELECT actor_user_id, {_SPENT}{_SPEND_FROM} GROUP BY actor_user_id ORDER BY actor_user_id"
+)
+
+_OVERVIEW_KEYS = """
+SELECT g.key_provider AS provider, g.key_scope AS scope,
+       COALESCE(k.fingerprint, '(unbound)') AS fingerprint,
+       COUNT(*) FILTER (WHERE g.status = 'accepted') AS waiting,
+       COUNT(*) FILTER (WHERE g.status IN ('submitting', 'submitted', 'completed')) AS running
+FROM generations g
+LEFT JOIN key_bindings k
+  ON k.scope = g.key_scope AND k.tenant = g.key_tenant AND k.owner = g.key_owner
+ AND k.provider = g.key_provider
+WHERE g.status NOT IN ('delivered', 'failed')
+GROUP BY g.key_scope, g.key_tenant, g.key_owner, g.key_provider, k.fingerprint
+ORDER BY running DESC, waiting DESC
+"""
+
+
+def _generation_values(generation: Generation) -> list[object]:
+    row = rows.generation_to_row(generation)
+    return [row[c] for c in _COLUMNS]
+
+
+def _count(status: str) -> int:
+    """The row count of a command status (``UPDATE 3`` -> 3)."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+class PostgresStore:
+    """:class:`tmbot.ports.Store` on an asyncpg pool. Build it with :meth:`open`."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        control: asyncpg.Connection[Any],
+        *,
+        target: PostgresUrl,
+        now: Callable[[], float] = time.time,
+        exclusive: bool = False,
+    ) -> None:
+        self._pool = pool
+        self._control = control
+        self._target = target
+        self._now = now
+        self._exclusive = exclusive
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        now: Callable[[], float] = time.time,
+        exclusive: bool = False,
+        read_only: bool = False,
+        pool_size: int = POOL_SIZE,
+    ) -> PostgresStore:
+        """Connect to the database a ``postgresql://`` URL names and migrate it.
+
+        ``exclusive`` is for the engine: it holds the database's engine lock until
+        :meth:`close`, so a second engine on the same database is refused
+        (:class:`DatabaseInUse`). ``read_only`` is for looking beside a running bot (``tmbot
+        status``): nothing locked or migrated, every transaction read-only, and a schema
+        this tmbot does not read is refused. Failures are one :class:`ConfigError` sentence
+        that names host and port, never the URL."""
+        target = parse_url(url)
+        settings = _server_settings(read_only=read_only)
+        try:
+            control: asyncpg.Connection[Any] = await asyncpg.connect(
+                target.dsn, timeout=CONNECT_TIMEOUT, server_settings=settings
+            )
+        except _CONNECT_ERRORS as exc:
+            raise _unreachable(exc, target) from None
+        except ValueError:
+            raise ConfigError(
+                "TMBOT_DATABASE_URL is not a valid PostgreSQL URL (an option in it is not "
+                "understood); use postgresql://user:password@host:5432/database."
+            ) from None
+        try:
+            if read_only:
+                schema, latest = await _schema_version(control), latest_schema()
+                if schema != latest:
+                    raise ConfigError(
+                        f"{target.shown[0].upper()}{target.shown[1:]} is at schema {schema} "
+                        f"and this tmbot reads {latest}; start the bot once (it migrates the "
+                        "database) or use the matching tmbot."
+                    )
+            else:
+                if exclusive:
+                    await _take_engine_lock(control, target)
+                    control.add_termination_listener(_lost_lock)
+                await _migrate(control, load_migrations(), now=now())
+            pool = await asyncpg.create_pool(
+                target.dsn,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT,
+                server_settings=settings,
+            )
+        except _CONNECT_ERRORS as exc:
+            await control.close()
+            raise _unreachable(exc, target) from None
+        except BaseException:
+            await control.close()
+            raise
+        return cls(pool, control, target=target, now=now, exclusive=exclusive and not read_only)
+
+    @property
+    def target(self) -> PostgresUrl:
+        return self._target
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._pool.close()
+        finally:
+            await self._control.close()  # ends the session: the engine lock is released
+
+    async def ping(self) -> bool:
+        """True when the pool answers and, for the engine, the connection holding its lock
+        is still open."""
+        if self._closed or (self._exclusive and self._control.is_closed()):
+            return False
+        try:
+            return bool(await self._pool.fetchval("SELECT 1") == 1)
+        except (*_CONNECT_ERRORS, asyncpg.exceptions.InterfaceError):
+            return False
+
+    async def __aenter__(self) -> PostgresStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        """One transaction on a connection of the pool."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        """One read statement (its own implicit transaction)."""
+        return list(await self._pool.fetch(sql, *args))
+
+    # --- keys --------------------------------------------------------------------------
+
+    async def put_key(self, binding: KeyBinding) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                f"INSERT INTO key_bindings ({_KEY_COLUMNS})"  # noqa: S608
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " ON CONFLICT (scope, tenant, owner, provider) DO UPDATE SET"
+                " ciphertext = excluded.ciphertext, fingerprint = excluded.fingerprint,"
+                " created_at = excluded.created_at, balance = excluded.balance,"
+                " balance_seen_at = excluded.balance_seen_at",
+                *rows.key_binding_to_row(binding),
+            )
+
+    async def get_key(self, ref: KeyRef) -> KeyBinding | None:
+        found = await self._fetch(
+            f"SELECT {_KEY_COLUMNS} FROM key_bindings"  # noqa: S608
+            " WHERE scope = $1 AND tenant = $2 AND owner = $3 AND provider = $4",
+            *rows.key_params(ref),
+        )
+        return rows.key_binding_from_row(found[0]) if found else None
+
+    async def list_keys(self, tenant: str | None = None) -> list[KeyBinding]:
+        found = await self._fetch(
+            f"SELECT {_KEY_COLUMNS} FROM key_bindings"  # noqa: S608
+            " WHERE $1::text IS NULL OR tenant = $1 ORDER BY tenant, scope, owner, provider",
+            tenant,
+        )
+        return [rows.key_binding_from_row(row) for row in found]
+
+    async def delete_key(self, ref: KeyRef) -> bool:
+        async with self._write() as conn:
+            status = await conn.execute(
+                "DELETE FROM key_bindings"
+                " WHERE scope = $1 AND tenant = $2 AND owner = $3 AND provider = $4",
+                *rows.key_params(ref),
+            )
+            return _count(status) > 0
+
+    async def record_balance(self, ref: KeyRef, *, remaining: float, seen_at: float) -> None:
+        """Only an existing binding is updated, and only by a reading at least as new as the
+        one it holds."""
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE key_bindings SET balance = $1, balance_seen_at = $2"
+                " WHERE scope = $3 AND tenant = $4 AND owner = $5 AND provider = $6"
+                " AND (balance_seen_at IS NULL OR balance_seen_at <= $2)",
+                float(remaining),
+                float(seen_at),
+                *rows.key_params(ref),
+            )
+
+    # --- settings ----------------------------------------------------------------------
+
+    async def get_settings(self, tenant: str, user_id: str) -> UserSettings:
+        found = await self._fetch(
+            "SELECT provider, model, aspect_ratio, resolution, taste FROM users"
+            " WHERE tenant = $1 AND user_id = $2",
+            tenant,
+            user_id,
+        )
+        return rows.settings_from_row(found[0]) if found else UserSettings()
+
+    async def put_settings(self, tenant: str, user_id: str, settings: UserSettings) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO users (tenant, user_id, provider, model, aspect_ratio, resolution,"
+                " taste, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (tenant, user_id) DO UPDATE SET provider = excluded.provider,"
+                " model = excluded.model, aspect_ratio = excluded.aspect_ratio,"
+                " resolution = excluded.resolution, taste = excluded.taste,"
+                " updated_at = excluded.updated_at",
+                tenant,
+                user_id,
+                *rows.settings_to_row(settings),
+                float(self._now()),
+            )
+
+    # --- team budgets and settings ------------------------------------------------------
+
+    async def put_budget(self, budget: Budget) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                f"INSERT INTO team_budgets ({_BUDGET_COLUMNS})"  # noqa: S608
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, target) DO UPDATE SET"
+                " amount = excluded.amount, period = excluded.period,"
+                " updated_at = excluded.updated_at",
+                budget.tenant,
+                budget.member,
+                budget.amount,
+                budget.period.value,
+                float(budget.updated_at if budget.updated_at is not None else self._now()),
+            )
+
+    async def get_budget(self, tenant: str, member: str) -> Budget | None:
+        found = await self._fetch(
+            f"SELECT {_BUDGET_COLUMNS} FROM team_budgets"  # noqa: S608
+            " WHERE tenant = $1 AND target = $2",
+            tenant,
+            member,
+        )
+        return rows.budget_from_row(found[0]) if found else None
+
+    async def delete_budget(self, tenant: str, member: str) -> bool:
+        async with self._write() as conn:
+            status = await conn.execute(
+                "DELETE FROM team_budgets WHERE tenant = $1 AND target = $2", tenant, member
+            )
+            return _count(status) > 0
+
+    async def list_budgets(self, tenant: str) -> list[Budget]:
+        found = await self._fetch(
+            f"SELECT {_BUDGET_COLUMNS} FROM team_budgets"  # noqa: S608
+            " WHERE tenant = $1 ORDER BY target",
+            tenant,
+        )
+        return [rows.budget_from_row(row) for row in found]
+
+    async def set_request_channel(
+        self, tenant: str, channel: str, *, enabled: bool, by: str, at: float
+    ) -> bool:
+        async with self._write() as conn:
+            if enabled:
+                status = await conn.execute(
+                    "INSERT INTO request_channels (tenant, channel, added_by, added_at)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, channel) DO NOTHING",
+                    tenant,
+                    channel,
+                    by,
+                    float(at),
+                )
+            else:
+                status = await conn.execute(
+                    "DELETE FROM request_channels WHERE tenant = $1 AND channel = $2",
+                    tenant,
+                    channel,
+                )
+            return _count(status) > 0
+
+    async def request_channels(self, tenant: str) -> list[str]:
+        found = await self._fetch(
+            "SELECT channel FROM request_channels WHERE tenant = $1 ORDER BY added_at, channel",
+            tenant,
+        )
+        return [str(row["channel"]) for row in found]
+
+    async def is_request_channel(self, tenant: str, channel: str) -> bool:
+        found = await self._fetch(
+            "SELECT 1 FROM request_channels WHERE tenant = $1 AND channel = $2", tenant, channel
+        )
+        return bool(found)
+
+    # --- credit use --------------------------------------------------------------------
+
+    async def spend(
+        self, tenant: str, user_id: str, *, scope: KeyScope, provider: ProviderName, since: float
+    ) -> Spend:
+        found = await self._fetch(
+            _SPEND, tenant, scope.value, provider.value, float(since), user_id
+        )
+        return Spend(credits=float(found[0]["credits"]), images=int(found[0]["images"]))
+
+    async def spend_by_member(
+        self, tenant: str, *, scope: KeyScope, provider: ProviderName, since: float
+    ) -> dict[str, Spend]:
+        found = await self._fetch(
+            _SPEND_BY_MEMBER, tenant, scope.value, provider.value, float(since)
+        )
+        return {
+            str(row["actor_user_id"]): Spend(
+                credits=float(row["credits"]), images=int(row["images"])
+            )
+            for row in found
+        }
+
+    async def pending_cost(self, ref: KeyRef) -> float:
+        found = await self._fetch(
+            "SELECT COALESCE(SUM(COALESCE(cost, 0)), 0) AS reserved FROM generations"
+            " WHERE key_scope = $1 AND key_tenant = $2 AND key_owner = $3 AND key_provider = $4"
+            " AND status = ANY($5::text[])",
+            *rows.key_params(ref),
+            [GenStatus.ACCEPTED.value, GenStatus.SUBMITTING.value],
+        )
+        return float(found[0]["reserved"])
+
+    # --- generations -------------------------------------------------------------------
+
+    async def insert_generation(
+        self, generation: Generation, events: Sequence[NewEvent] = ()
+    ) -> list[OutboxEntry]:
+        """Raises :class:`asyncpg.UniqueViolationError` if the id is already stored."""
+        async with self._write() as conn:
+            await conn.execute(_INSERT_GENERATION, *_generation_values(generation))
+            return await self._append(conn, generation.id, generation.place.platform, events)
+
+    async def transition(
+        self, generation: Generation, *, expect: GenStatus, events: Sequence[NewEvent] = ()
+    ) -> list[OutboxEntry] | None:
+        async with self._write() as conn:
+            status = await conn.execute(
+                _TRANSITION_GENERATION, *_generation_values(generation), expect.value
+            )
+            if _count(status) == 0:
+                return None
+            return await self._append(conn, generation.id, generation.place.platform, events)
+
+    async def update_generation(self, generation: Generation) -> None:
+        """Replace the stored row with the same id; :class:`NotFound` if there is none."""
+        async with self._write() as conn:
+            status = await conn.execute(_UPDATE_GENERATION, *_generation_values(generation))
+            if _count(status) == 0:
+                raise NotFound("That generation no longer exists.")
+
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        found = await self._fetch(_SELECT_GENERATION + " WHERE id = $1", generation_id)
+        return rows.generation_from_row(found[0]) if found else None
+
+    async def unfinished_generations(self) -> list[Generation]:
+        found = await self._fetch(
+            _SELECT_GENERATION + " WHERE status <> ALL($1::text[]) ORDER BY created_at, id",
+            _FINAL,
+        )
+        return [rows.generation_from_row(row) for row in found]
+
+    async def recent_generations(
+        self, tenant: str, user_id: str, *, limit: int = 10
+    ) -> list[Generation]:
+        if limit <= 0:
+            return []
+        found = await self._fetch(
+            _SELECT_GENERATION + " WHERE actor_tenant = $1 AND actor_user_id = $2"
+            " ORDER BY created_at DESC, id DESC LIMIT $3",
+            tenant,
+            user_id,
+            limit,
+        )
+        return [rows.generation_from_row(row) for row in found]
+
+    # --- platform messages -------------------------------------------------------------
+
+    async def link_message(self, link: MessageLink) -> None:
+        """Insert or re-point the link; :class:`NotFound` if the generation is not stored."""
+        try:
+            async with self._write() as conn:
+                await conn.execute(_UPSERT_LINK, *rows.message_link_to_row(link))
+        except asyncpg.ForeignKeyViolationError:
+            raise NotFound("That generation no longer exists.") from None
+
+    async def generation_for_message(
+        self, platform: str, channel: str, message_id: str
+    ) -> str | None:
+        found = await self._fetch(
+            "SELECT generation_id FROM message_links"
+            " WHERE platform = $1 AND channel = $2 AND message_id = $3",
+            platform,
+            channel,
+            message_id,
+        )
+        return str(found[0]["generation_id"]) if found else None
+
+    async def messages_for_generation(self, generation_id: str) -> list[MessageLink]:
+        found = await self._fetch(
+            "SELECT platform, channel, message_id, generation_id, kind FROM message_links"
+            " WHERE generation_id = $1 ORDER BY rowid",
+            generation_id,
+        )
+        return [rows.message_link_from_row(row) for row in found]
+
+    # --- the outbox --------------------------------------------------------------------
+
+    async def _append(
+        self,
+        conn: PoolConnectionProxy[Any],
+        generation_id: str,
+        platform: str | None,
+        events: Sequence[NewEvent],
+    ) -> list[OutboxEntry]:
+        """Append events after the generation's last one (inside a transaction). The
+        generation's row is locked first, so two writers never number events alike."""
+        if not events:
+            return []
+        stored = await conn.fetchval(
+            "SELECT place_platform FROM generations WHERE id = $1 FOR UPDATE", generation_id
+        )
+        if stored is None:
+            raise NotFound("That generation no longer exists.")
+        platform = platform or str(stored)
+        seq = int(
+            await conn.fetchval(
+                "SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE generation_id = $1",
+                generation_id,
+            )
+        )
+        now = float(self._now())
+        made: list[OutboxEntry] = []
+        for event in events:
+            if event.replaces:
+                await conn.execute(
+                    "UPDATE outbox SET done_at = $1, error = 'replaced', blob = NULL"
+                    " WHERE generation_id = $2 AND done_at IS NULL AND kind = ANY($3::text[])",
+                    now,
+                    generation_id,
+                    list(event.replaces),
+                )
+            seq += 1
+            entry_id = await conn.fetchval(
+                "INSERT INTO outbox (generation_id, platform, seq, kind, payload, blob,"
+                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                generation_id,
+                platform,
+                seq,
+                event.kind,
+                json.dumps(dict(event.payload), ensure_ascii=False),
+                event.blob,
+                now,
+            )
+            made.append(
+                OutboxEntry(
+                    id=int(entry_id),
+                    generation_id=generation_id,
+                    platform=platform,
+                    seq=seq,
+                    kind=event.kind,
+                    payload=event.payload,
+                    has_blob=event.blob is not None,
+                )
+            )
+        return made
+
+    async def add_events(
+        self,
+        generation_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expect: GenStatus | None = None,
+    ) -> list[OutboxEntry] | None:
+        async with self._write() as conn:
+            if expect is not None:
+                status = await conn.fetchval(
+                    "SELECT status FROM generations WHERE id = $1 FOR UPDATE", generation_id
+                )
+                if status != expect.value:
+                    return None
+            return await self._append(conn, generation_id, None, events)
+
+    async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
+        found = await self._fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
+            " WHERE platform = $1 AND done_at IS NULL ORDER BY id LIMIT $2",
+            platform,
+            limit,
+        )
+        return [rows.outbox_entry_from_row(row) for row in found]
+
+    async def event_blob(self, entry_id: int) -> bytes | None:
+        blob = await self._pool.fetchval("SELECT blob FROM outbox WHERE id = $1", entry_id)
+        return bytes(blob) if blob is not None else None
+
+    async def settle_events(self, outcomes: Sequence[EventOutcome]) -> None:
+        if not outcomes:
+            return
+        now = float(self._now())
+        links = [rows.message_link_to_row(link) for o in outcomes for link in o.links]
+        done = [(now, o.error, o.attempts, o.entry_id) for o in outcomes if o.done]
+        retry = [
+            (o.attempts, float(o.next_attempt_at), o.error, o.entry_id)
+            for o in outcomes
+            if not o.done
+        ]
+        async with self._write() as conn:
+            if links:
+                await conn.executemany(_UPSERT_LINK, links)
+            if done:
+                await conn.executemany(
+                    "UPDATE outbox SET done_at = $1, error = $2, attempts = $3, blob = NULL"
+                    " WHERE id = $4 AND done_at IS NULL",
+                    done,
+                )
+            if retry:
+                await conn.executemany(
+                    "UPDATE outbox SET attempts = $1, next_attempt_at = $2, error = $3"
+                    " WHERE id = $4",
+                    retry,
+                )
+
+    # --- operations --------------------------------------------------------------------
+
+    async def overview(self, *, failures: int = 5) -> Overview:
+        """One read-only snapshot (REPEATABLE READ): the four parts agree with each other."""
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            counts = await conn.fetch(
+                "SELECT status, COUNT(*) AS n FROM generations GROUP BY status"
+            )
+            loads = await conn.fetch(_OVERVIEW_KEYS)
+            waiting = await conn.fetch(
+                "SELECT platform, COUNT(*) AS n FROM outbox WHERE done_at IS NULL GROUP BY platform"
+            )
+            failed = await conn.fetch(
+                _SELECT_GENERATION + " WHERE status = 'failed' ORDER BY updated_at DESC LIMIT $1",
+                failures,
+            )
+        return Overview(
+            by_status={GenStatus(row["status"]): int(row["n"]) for row in counts},
+            keys=tuple(
+                KeyLoad(
+                    provider=ProviderName(row["provider"]),
+                    scope=KeyScope(row["scope"]),
+                    fingerprint=row["fingerprint"],
+                    waiting=int(row["waiting"]),
+                    running=int(row["running"]),
+                )
+                for row in loads
+            ),
+            undelivered_events={str(row["platform"]): int(row["n"]) for row in waiting},
+            recent_failures=tuple(rows.generation_from_row(row) for row in failed),
+        )
+
+    # --- remembered platform events ----------------------------------------------------
+
+    async def remember(
+        self, scope: str, key: str, *, value: str, now: float, ttl: float
+    ) -> str | None:
+        """Insert, or replace an expired record (the row is locked either way, so a
+        concurrent caller waits and then sees this one); the live record's value when there
+        is one. Expired rows are swept a batch at a time, skipping rows others hold."""
+        async with self._write() as conn:
+            recorded = await conn.fetchval(
+                "INSERT INTO seen (scope, key, value, expires_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value,"
+                " expires_at = excluded.expires_at WHERE seen.expires_at <= $5"
+                " RETURNING 1",
+                scope,
+                key,
+                value,
+                float(now + ttl),
+                float(now),
+            )
+            await conn.execute(
+                "DELETE FROM seen WHERE ctid = ANY(ARRAY(SELECT ctid FROM seen"
+                " WHERE expires_at <= $1 LIMIT 500 FOR UPDATE SKIP LOCKED))",
+                float(now),
+            )
+            if recorded is not None:
+                return None
+            live = await conn.fetchval(
+                "SELECT value FROM seen WHERE scope = $1 AND key = $2", scope, key
+            )
+            return str(live)
+
+    async def forget(self, scope: str, key: str) -> None:
+        async with self._write() as conn:
+            await conn.execute("DELETE FROM seen WHERE scope = $1 AND key = $2", scope, key)
+
+
+def _lost_lock(conn: object) -> None:
+    log.error(
+        "the connection holding this engine's database lock closed; another engine could now "
+        "start on the same database"
+    )
+
+
+if TYPE_CHECKING:
+
+    def _is_a_store(store: PostgresStore) -> Store:
+        """mypy proves PostgresStore satisfies the Protocol."""
+        return store
