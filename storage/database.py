@@ -9,6 +9,7 @@ vault's key file may live; :func:`open_store` opens it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,10 +61,11 @@ def database(url: str | None = None) -> Database:
     if scheme in ("", "sqlite"):
         path = path_from_url(url)
         return Database(Dialect.SQLITE, url, path=path, shown=f"the database {path}")
+    shown = re.fullmatch(r"[a-z][a-z0-9+.-]{0,19}", scheme)  # else it may hold a password
     raise ConfigError(
         "TMBOT_DATABASE_URL must be sqlite:///path.db (the default: one process) or "
-        f"postgresql://user:password@host:5432/database; '{scheme}' databases are not "
-        "supported."
+        "postgresql://user:password@host:5432/database; "
+        + (f"'{scheme}' databases are not supported." if shown else "it names neither.")
     )
 
 

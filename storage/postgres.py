@@ -33,7 +33,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -961,6 +961,65 @@ class PostgresStore:
     async def forget(self, scope: str, key: str) -> None:
         async with self._write() as conn:
             await conn.execute("DELETE FROM seen WHERE scope = $1 AND key = $2", scope, key)
+
+    # --- migrate-db -------------------------------------------------------------------
+
+    async def table_columns(self) -> dict[str, list[str]]:
+        """Every tmbot table (not ``schema_version``) and its columns, in table order."""
+        found = await self._fetch(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name <> 'schema_version'"
+            " ORDER BY table_name, ordinal_position"
+        )
+        tables: dict[str, list[str]] = {}
+        for row in found:
+            tables.setdefault(str(row["table_name"]), []).append(str(row["column_name"]))
+        return tables
+
+    async def row_counts(self) -> dict[str, int]:
+        """How many rows each tmbot table holds (one snapshot)."""
+        tables = await self.table_columns()
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return {
+                table: int(await conn.fetchval(f"SELECT COUNT(*) FROM {_ident(table)}"))  # noqa: S608
+                for table in tables
+            }
+
+    async def load_tables(
+        self,
+        tables: Iterable[tuple[str, Sequence[str], Iterable[Sequence[tuple[object, ...]]]]],
+    ) -> dict[str, int]:
+        """Copy rows in (COPY, binary) for each ``(table, columns, batches)``, all in one
+        transaction; then every identity column continues after the largest value copied.
+        The rows copied per table."""
+        counts: dict[str, int] = {}
+        async with self._write() as conn:
+            for table, columns, batches in tables:
+                counts[table] = 0
+                for batch in batches:
+                    await conn.copy_records_to_table(table, records=batch, columns=list(columns))
+                    counts[table] += len(batch)
+            identities = await conn.fetch(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND is_identity = 'YES'"
+            )
+            for row in identities:
+                table, column = _ident(row["table_name"]), _ident(row["column_name"])
+                await conn.execute(
+                    "SELECT setval(pg_get_serial_sequence($1, $2),"  # noqa: S608
+                    f" (SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}), false)",
+                    row["table_name"],
+                    row["column_name"],
+                )
+        return counts
+
+
+def _ident(name: str) -> str:
+    """A catalog name as a quoted SQL identifier (names only, never values)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _lost_lock(conn: object) -> None:

@@ -169,15 +169,18 @@ async def running_bot(
     resume: bool = True,
     policy: DispatchPolicy = FAST_DISPATCH,
     dispatch: bool = True,
+    database_url: str | None = None,
 ) -> AsyncIterator[Bot]:
     """``dispatch=False`` runs the bot without its platform's dispatcher: events stay in the
-    outbox (a process for another platform, or a platform down for the whole run)."""
+    outbox (a process for another platform, or a platform down for the whole run).
+    ``database_url`` replaces the SQLite file ``tmp_path/db_name`` (a PostgreSQL test's
+    ``pg_url``)."""
     recorder = recorder or Recorder()
     config = Config(time_scale=sim.config.time_scale, http_timeout=timeout)
     async with open_runtime(
         config,
         {recorder.platform: recorder} if dispatch else {},
-        database_url=f"sqlite:///{tmp_path / db_name}",
+        database_url=database_url or f"sqlite:///{tmp_path / db_name}",
         tastemachine_url=sim.base_url,
         vtrix_url=sim.base_url,
         vault=_vault(tmp_path),

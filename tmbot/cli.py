@@ -17,13 +17,10 @@ from typing import NoReturn
 from dotenv import load_dotenv
 
 from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
-from storage.sqlite import (
-    DEFAULT_DATABASE_URL,
-    SqliteStore,
-    latest_schema,
-    path_from_url,
-    stored_schema,
-)
+from storage import Database, database, open_store
+from storage import postgres as pg
+from storage.sqlite import SqliteStore, latest_schema, stored_schema
+from storage.transfer import key_file_hint, migrate_database
 from tmbot import doctor
 from tmbot.config import Config
 from tmbot.domain import ApiKey, ProviderName
@@ -31,12 +28,13 @@ from tmbot.errors import ConfigError, TmbotError
 from tmbot.logs import configure_logging
 from tmbot.providers.tastemachine import DEFAULT_BASE_URL as TASTEMACHINE_URL
 from tmbot.providers.vtrix import DEFAULT_BASE_URL as VTRIX_URL
+from tmbot.records import KeyBinding
 from tmbot.redact import RedactingFilter
 from tmbot.replies import GenerationAccepted
 from tmbot.runtime import open_runtime
 from tmbot.shutdown import Stopper
 from tmbot.texts import overview_text
-from tmbot.vault import key_file_for
+from tmbot.vault import SECRET_KEY_ENV
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +139,15 @@ def _check_sim_args(args: argparse.Namespace) -> None:
 
 async def _status(config: Config) -> int:
     """Read the database beside a running bot (no lock, nothing resumed) and print it."""
-    path = path_from_url(config.database_url or DEFAULT_DATABASE_URL)
+    target = database(config.database_url)
+    if target.path is None:  # PostgreSQL: read-only, a schema it cannot read is refused
+        store = await open_store(target, read_only=True)
+        try:
+            print(overview_text(await store.overview(), now=time.time()))
+        finally:
+            await store.close()
+        return 0
+    path = target.path
     if not path.exists():
         print(f"No database at {path} yet: nothing has run there.")
         return 0
@@ -159,15 +165,20 @@ async def _status(config: Config) -> int:
 async def _doctor(config: Config) -> int:
     """One line per check; exit 0 when all pass, 1 otherwise. Nothing is locked or
     migrated, no secret is printed."""
-    path = path_from_url(config.database_url or DEFAULT_DATABASE_URL)
-    schema = stored_schema(path)
+    target = database(config.database_url)
     findings = [*doctor.tokens(os.environ)]
-    findings.append(doctor.database(path, schema=schema, latest=latest_schema()))
-    bindings = []
-    if schema:
-        async with await SqliteStore.open(path, read_only=True) as store:
-            bindings = await store.list_keys()
-    secret, vault = doctor.secret(os.environ, key_file_for(path), stored_keys=len(bindings))
+    bindings: list[KeyBinding] = []
+    if target.path is None:
+        found, bindings = await _postgres_finding(target)
+        findings.append(found)
+    else:
+        path = target.path
+        schema = stored_schema(path)
+        findings.append(doctor.database(path, schema=schema, latest=latest_schema()))
+        if schema:
+            async with await SqliteStore.open(path, read_only=True) as store:
+                bindings = await store.list_keys()
+    secret, vault = doctor.secret(os.environ, target.key_file, stored_keys=len(bindings))
     findings += [secret, doctor.keys(bindings, vault)]
     for name, url in (
         (ProviderName.TASTEMACHINE, config.tastemachine_url or TASTEMACHINE_URL),
@@ -177,6 +188,33 @@ async def _doctor(config: Config) -> int:
     text, healthy = doctor.report(findings)
     print(text)
     return 0 if healthy else 1
+
+
+async def _postgres_finding(target: Database) -> tuple[doctor.Finding, list[KeyBinding]]:
+    """PostgreSQL for ``doctor``: reachable, at this tmbot's schema (read only)."""
+    try:
+        store = await open_store(target, read_only=True)
+    except ConfigError as err:
+        return doctor.Finding("database", False, err.user_message.rstrip("."), ""), []
+    try:
+        bindings = await store.list_keys()
+    finally:
+        await store.close()
+    detail = f"{target.shown} (schema {pg.latest_schema()})"
+    return doctor.Finding("database", True, detail), bindings
+
+
+async def _migrate_db(args: argparse.Namespace) -> int:
+    """Copy a SQLite database into an empty PostgreSQL one; counts per table."""
+    source, target = database(args.source), database(args.target)
+    copied = await migrate_database(source, target)
+    width = max(len(c.table) for c in copied)
+    for c in copied:
+        print(f"{c.table:<{width}}  {c.rows}")
+    total = sum(c.rows for c in copied)
+    print(f"Copied {total} rows from {source.shown} into {target.shown}.")
+    print(key_file_hint(source, secret_set=bool(os.environ.get(SECRET_KEY_ENV, "").strip())))
+    return 0
 
 
 async def _sim(args: argparse.Namespace) -> int:
@@ -227,6 +265,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--time-scale", type=float, default=10.0, help="simulated speed-up")
 
     sub.add_parser("doctor", help="check the configuration: one line per check")
+    migrate = sub.add_parser(
+        "migrate-db", help="copy a SQLite database into an empty PostgreSQL database"
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH")
+    migrate.add_argument("--to", dest="target", required=True, metavar="postgresql://…")
     sub.add_parser("status", help="what the database holds: work per key, waiting events")
     discord_cmd = sub.add_parser("discord", help="run the Discord bot (DISCORD_TOKEN)")
     discord_cmd.add_argument("action", nargs="?", choices=("run", "invite-url"), default="run")
@@ -267,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_doctor(config))
         if args.command == "status":
             return asyncio.run(_status(config))
+        if args.command == "migrate-db":
+            return asyncio.run(_migrate_db(args))
         if args.command == "sim":
             return asyncio.run(_sim(args))
         if args.command == "discord":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
         return cls(
-            database_url=env.get("TMBOT_DATABASE_URL") or None,
+            database_url=_database_url(env),
             tastemachine_url=env.get("TASTEMACHINE_API_URL") or None,
             vtrix_url=env.get("VTRIX_API_URL") or None,
             time_scale=_positive(env, "TMBOT_TIME_SCALE", 1.0),
@@ -35,6 +36,31 @@ class Config:
             log_format=_log_format(env),
             shutdown_grace=_positive(env, "TMBOT_SHUTDOWN_GRACE", 10.0),
         )
+
+
+#: The kinds of database TMBOT_DATABASE_URL may name (the URL's scheme); storage reads the rest.
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """``sqlite:///…`` (one process) or ``postgresql://…`` (the shared store). A bad one is a
+    sentence that never repeats the URL: it may hold a password."""
+    url = (env.get("TMBOT_DATABASE_URL") or "").strip()
+    if not url:
+        return None
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in DATABASE_SCHEMES:
+        if not scheme:
+            what = "it is not a URL"
+        elif re.fullmatch(r"[a-z][a-z0-9+.-]{0,19}", scheme):
+            what = f"'{scheme}' databases are not supported"
+        else:  # not a scheme at all: say nothing of it (it may hold part of a password)
+            what = "it names neither"
+        raise ConfigError(
+            "TMBOT_DATABASE_URL must be sqlite:///path.db (the default: one process) or "
+            f"postgresql://user:password@host:5432/database; {what}."
+        )
+    return url
 
 
 #: The levels TMBOT_LOG_LEVEL accepts (any case).

@@ -119,11 +119,13 @@ def database(path: Path, *, schema: int | None, latest: int) -> Finding:
 
 
 def secret(
-    env: Mapping[str, str], key_file: Path, *, stored_keys: int
+    env: Mapping[str, str], key_file: Path | None, *, stored_keys: int
 ) -> tuple[Finding, Vault | None]:
     """Where the secret comes from, and the vault it makes (None when there is none yet).
-    Nothing is created: without a secret and a key file, the first start makes the file."""
-    if not env.get(SECRET_KEY_ENV, "").strip() and not key_file.exists() and not stored_keys:
+    Nothing is created: without a secret and a key file, the first start makes the file.
+    ``key_file=None`` (PostgreSQL): ``TMBOT_SECRET_KEY`` is required."""
+    configured = bool(env.get(SECRET_KEY_ENV, "").strip())
+    if key_file is not None and not configured and not key_file.exists() and not stored_keys:
         return Finding("secret", True, f"none yet: {key_file} is made at the first start"), None
     try:
         vault = Vault.from_environment(env=env, key_file=key_file, stored_keys=bool(stored_keys))

@@ -18,9 +18,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, path_from_url
+from storage import Database, Dialect, database, open_store
 from tmbot.clock import Clock
 from tmbot.config import Config
 from tmbot.domain import ProviderName
@@ -32,7 +31,7 @@ from tmbot.providers import build_providers
 from tmbot.providers.base import ImageProvider
 from tmbot.redact import RedactingFilter
 from tmbot.scheduling import Scheduler, SchedulerSettings
-from tmbot.vault import Vault, key_file_for
+from tmbot.vault import Vault
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Runtime:
     engine: Engine
     store: Store
     dispatchers: Dispatchers
-    database: Path
+    database: Database
 
     def dispatcher(self, platform: str) -> Dispatcher:
         found = self.dispatchers.get(platform)
@@ -82,7 +81,10 @@ async def open_runtime(
     """A running bot: one engine, and a dispatcher per entry of ``notifiers`` (platform name
     -> notifier) draining that platform's outbox. ``providers`` and ``vault`` replace the
     ones the config would build (the benchmark wraps the real clients)."""
-    path = path_from_url(database_url or config.database_url or DEFAULT_DATABASE_URL)
+    target = database(database_url or config.database_url)
+    if vault is None and target.dialect is Dialect.POSTGRESQL:
+        # PostgreSQL: the secret must come from TMBOT_SECRET_KEY; said before connecting
+        vault = Vault.from_environment(env=os.environ, key_file=None)
     # providers first: a bad URL is refused before anything is opened that needs closing
     owned = providers is None
     clients = providers or build_providers(
@@ -91,12 +93,12 @@ async def open_runtime(
         timeout=config.http_timeout,
     )
     try:
-        store = await SqliteStore.open(path, exclusive=True)  # one engine per database
+        store = await open_store(target, exclusive=True)  # one engine per database
         try:
             if vault is None:
                 vault = Vault.from_environment(
                     env=os.environ,
-                    key_file=key_file_for(path),
+                    key_file=target.key_file,
                     stored_keys=bool(await store.list_keys()),
                 )
             clock = Clock(scale=config.time_scale)
@@ -133,7 +135,7 @@ async def open_runtime(
             try:
                 async with engine:
                     yield Runtime(
-                        engine=engine, store=store, dispatchers=dispatchers, database=path
+                        engine=engine, store=store, dispatchers=dispatchers, database=target
                     )
             finally:
                 for task in tasks:

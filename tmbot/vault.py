@@ -83,7 +83,7 @@ class Vault:
 
     @classmethod
     def from_environment(
-        cls, *, env: Mapping[str, str], key_file: Path, stored_keys: bool = False
+        cls, *, env: Mapping[str, str], key_file: Path | None, stored_keys: bool = False
     ) -> Vault:
         """The vault for this process.
 
@@ -91,7 +91,10 @@ class Vault:
         ``key_file``, which is created (mode 0600, atomically) with a fresh key when missing
         — unless ``stored_keys`` says the database already holds keys: they were encrypted
         with a secret that is not here now, and a new one would make every one unusable.
-        A key file that other users may read or write is refused.
+        A key file that other users may read or write is refused. ``key_file=None`` says
+        there is no place for one (a PostgreSQL database: no file to keep it beside, and
+        every process sharing the database must use the same secret), so
+        ``TMBOT_SECRET_KEY`` is required.
         """
         configured = env.get(SECRET_KEY_ENV, "").strip()
         if configured:
@@ -102,6 +105,12 @@ class Vault:
                     f"{SECRET_KEY_ENV} is not a valid Fernet key (32 url-safe base64-encoded "
                     f"bytes); make one with: {GENERATE_KEY_COMMAND}"
                 ) from None
+        if key_file is None:
+            raise ConfigError(
+                f"{SECRET_KEY_ENV} must be set when the database is PostgreSQL (every process "
+                "sharing it must encrypt keys with the same secret, and there is no database "
+                f"file to keep a key file beside); make one with: {GENERATE_KEY_COMMAND}"
+            )
         if stored_keys and not key_file.exists():
             raise ConfigError(
                 f"The database holds API keys encrypted with a {SECRET_KEY_ENV} that is not set "
