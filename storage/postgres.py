@@ -26,6 +26,7 @@ processes opening a new database do not both apply it).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -403,6 +404,7 @@ class PostgresStore:
         self._target = target
         self._now = now
         self._exclusive = exclusive
+        self._control_lock = asyncio.Lock()
         self._closed = False
 
     @classmethod
@@ -481,11 +483,15 @@ class PostgresStore:
     async def ping(self) -> bool:
         """True when the pool answers and, for the engine, the connection holding its lock
         is still open."""
-        if self._closed or (self._exclusive and self._control.is_closed()):
+        if self._closed:
             return False
         try:
+            if self._exclusive:
+                async with self._control_lock:  # one operation at a time on a connection
+                    if await self._control.fetchval("SELECT 1") != 1:
+                        return False
             return bool(await self._pool.fetchval("SELECT 1") == 1)
-        except (*_CONNECT_ERRORS, asyncpg.exceptions.InterfaceError):
+        except _CONNECT_ERRORS:
             return False
 
     async def __aenter__(self) -> PostgresStore:

@@ -173,12 +173,17 @@ class Cluster:
 
     # --- databases ----------------------------------------------------------------------
 
-    async def fresh_database(self) -> str:
-        """An empty database of its own (its URL)."""
+    async def fresh_database(self, *, icu_locale: str | None = None) -> str:
+        """An empty database of its own (its URL); ``icu_locale`` (e.g. ``en-US``) gives it
+        that locale's collation instead of the cluster's C."""
         name = f"tmbot_test_{next(self._names)}"
+        options = "TEMPLATE template0 ENCODING 'UTF8'"
+        if icu_locale is not None:
+            assert icu_locale.replace("-", "").isalnum()
+            options += f" LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}' LOCALE 'C.UTF-8'"
         conn = await asyncpg.connect(self.url())
         try:
-            await conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+            await conn.execute(f'CREATE DATABASE "{name}" {options}')
         finally:
             await conn.close()
         return self.url(name)
