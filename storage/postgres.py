@@ -155,7 +155,8 @@ def _unreachable(exc: BaseException, target: PostgresUrl) -> ConfigError:
         )
     if isinstance(exc, ConnectionRefusedError):
         return ConfigError(
-            f"PostgreSQL at {where} refused the connection; is the server running there?"
+            f"PostgreSQL at {where} refused the connection; check that the server runs there "
+            "and that TMBOT_DATABASE_URL names its port."
         )
     if isinstance(exc, socket.gaierror):
         return ConfigError(f"PostgreSQL's host {target.host} cannot be found.")
@@ -478,6 +479,8 @@ class PostgresStore:
         try:
             await self._pool.close()
         finally:
+            if self._exclusive:
+                self._control.remove_termination_listener(_lost_lock)
             await self._control.close()  # ends the session: the engine lock is released
 
     async def ping(self) -> bool:

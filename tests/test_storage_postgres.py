@@ -245,7 +245,8 @@ async def test_a_refused_connection_names_host_and_port_never_the_password() -> 
     with pytest.raises(ConfigError) as refused:
         await open_store(f"postgresql://bot:hunter2secret@127.0.0.1:{port}/tmbot")
     assert refused.value.user_message == (
-        f"PostgreSQL at 127.0.0.1:{port} refused the connection; is the server running there?"
+        f"PostgreSQL at 127.0.0.1:{port} refused the connection; check that the server runs "
+        "there and that TMBOT_DATABASE_URL names its port."
     )
     assert refused.value.__cause__ is None
     assert "hunter2secret" not in str(refused.value)

@@ -107,9 +107,9 @@ class Vault:
                 ) from None
         if key_file is None:
             raise ConfigError(
-                f"{SECRET_KEY_ENV} must be set when the database is PostgreSQL (every process "
+                f"{SECRET_KEY_ENV} must be set when the database is PostgreSQL: every process "
                 "sharing it must encrypt keys with the same secret, and there is no database "
-                f"file to keep a key file beside); make one with: {GENERATE_KEY_COMMAND}"
+                f"file to keep a key file beside (make one with: {GENERATE_KEY_COMMAND})."
             )
         if stored_keys and not key_file.exists():
             raise ConfigError(

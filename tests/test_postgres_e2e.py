@@ -1,0 +1,271 @@
+"""The whole bot on PostgreSQL: the composition root (``open_runtime``) on a fresh database of
+the session's throwaway cluster, the real vault, HTTP to the simulator, the scheduler and a
+dispatcher; ``tmbot migrate-db`` and ``tmbot console`` as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from storage import Dialect, PostgresStore, SqliteStore
+from tests.harness import Bot, Recorder, running_bot
+from tests.procs import bot_env, dead_port, run_console, sim_process, tmbot_command
+from tmbot.config import Config
+from tmbot.errors import ConfigError, DatabaseInUse
+from tmbot.events import Delivered
+from tmbot.records import GenStatus
+from tmbot.replies import CreditsView, GenerationAccepted
+from tmbot.runtime import open_runtime
+from tmbot.simulator import Simulator
+from tmbot.vault import Vault
+
+MakeBot = Callable[..., AbstractAsyncContextManager[Bot]]
+KEY = "tm_test_postgresPPPP0001"
+TEAM = "tm_test_teamTTTTTTTT0002"
+BOB = "tm_test_bobBBBBBBBBBB0003"
+
+
+async def test_a_brief_on_postgresql_is_delivered_once(
+    make_bot: MakeBot, pg_url: str, sim: Simulator
+) -> None:
+    async with make_bot(database_url=pg_url) as bot:
+        assert bot.runtime.database.dialect is Dialect.POSTGRESQL
+        assert isinstance(bot.store, PostgresStore)
+        await bot.bind("alice", KEY)
+        gen = await bot.ask("alice", "a minimal poster for a Tokyo coffee shop --ar 3:4")
+        await bot.settled()
+        stored = await bot.store.get_generation(gen.id)
+    assert isinstance(await bot.recorder.ended(gen.id), Delivered)
+    assert len(bot.recorder.images(gen.id)) == 1
+    assert stored is not None and stored.status is GenStatus.DELIVERED
+    assert sim.stats().for_key(KEY).tasks_created == 1
+
+
+async def test_a_restart_resumes_unfinished_work_from_postgresql(
+    make_bot: MakeBot, pg_url: str, sim: Simulator
+) -> None:
+    first = Recorder()
+    async with make_bot(database_url=pg_url, recorder=first) as bot:
+        await bot.bind("alice", KEY)
+        gens = [await bot.ask("alice", f"poster {n} --fast --res 1k") for n in range(3)]
+        await first.started(3)  # all three are at the provider when the bot stops
+        left = await bot.store.unfinished_generations()
+    assert {g.id for g in left} == {g.id for g in gens}
+    second = Recorder()
+    async with make_bot(database_url=pg_url, recorder=second) as bot:
+        await bot.settled()
+        assert await bot.store.unfinished_generations() == []
+    for gen in gens:
+        assert isinstance(await second.ended(gen.id), Delivered)
+        assert len(first.images(gen.id)) + len(second.images(gen.id)) == 1
+    assert sim.stats().for_key(KEY).tasks_created == 3  # polled again, never sent twice
+
+
+async def test_a_second_engine_on_one_postgresql_database_is_refused(
+    make_bot: MakeBot, pg_url: str, tmp_path: Path
+) -> None:
+    async with make_bot(database_url=pg_url) as bot:
+        with pytest.raises(DatabaseInUse, match=r"^Another tmbot \(process \d+ on "):
+            async with open_runtime(
+                Config(),
+                {},
+                database_url=pg_url,
+                tastemachine_url="http://127.0.0.1:9",
+                vault=Vault(Fernet.generate_key()),
+            ):
+                pass
+        assert await bot.store.ping()
+
+
+async def test_postgresql_takes_the_secret_from_the_environment(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TMBOT_SECRET_KEY", raising=False)
+    options: dict[str, Any] = {"database_url": pg_url, "tastemachine_url": "http://127.0.0.1:9"}
+    with pytest.raises(ConfigError, match=r"^TMBOT_SECRET_KEY must be set when the database is"):
+        async with open_runtime(Config(), {}, **options):
+            pass
+    monkeypatch.setenv("TMBOT_SECRET_KEY", Fernet.generate_key().decode())
+    async with open_runtime(Config(), {}, **options) as runtime:
+        assert await runtime.store.ping()
+    assert list(tmp_path.iterdir()) == []  # no key file made anywhere
+
+
+# --- migrate-db --------------------------------------------------------------------------
+
+
+async def _migrate_db(source: str, target: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *tmbot_command("migrate-db", "--from", source, "--to", target),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_migrate_db_copies_a_sqlite_database_the_bot_then_uses_on_postgresql(
+    tmp_path: Path, sim: Simulator, pg_url: str
+) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'bot.db'}"
+    # a lived-in SQLite database: keys, budgets, settings, a request channel, images made,
+    # a regenerate remembered, and one image whose events never reached the platform
+    async with running_bot(tmp_path, sim) as bot:
+        admin = bot.actor("admin", admin=True)
+        for text in (f"team key {TEAM}", "team budget @bob 50/day", "team budget default 9/month"):
+            await bot.engine.execute(admin, text, bot.place)
+        await bot.engine.execute(admin, "team channel on", bot.place)
+        await bot.bind("alice", KEY)
+        await bot.bind("bob", BOB)
+        await bot.engine.execute(bot.actor("alice"), "settings --ar 3:4 --fast", bot.place)
+        made = [await bot.ask("alice", f"poster {n} --res 1k") for n in range(2)]
+        await bot.settled()
+        again = await bot.engine.execute(bot.actor("bob"), f"regenerate {made[0].id}", bot.place)
+        assert isinstance(again, GenerationAccepted)
+        await bot.settled()
+    async with running_bot(tmp_path, sim, dispatch=False) as bot:
+        waiting = await bot.ask("alice", "a poster nobody has seen yet")
+        await bot.engine.wait_idle()
+    async with await SqliteStore.open(tmp_path / "bot.db") as before:
+        keys = await before.list_keys()
+        gens = [g for g in await before.recent_generations("test:T1", "alice", limit=99)]
+        gens += await before.recent_generations("test:T1", "bob", limit=99)
+        budgets = await before.list_budgets("test:T1")
+        settings = await before.get_settings("test:T1", "alice")
+        channels = await before.request_channels("test:T1")
+        pending = await before.pending_events("test", limit=99)
+        links = {g.id: await before.messages_for_generation(g.id) for g in gens}
+    assert len(keys) == 3 and len(gens) == 4 and len(budgets) == 2 and channels == ["C1"]
+    assert pending and {e.generation_id for e in pending} == {waiting.id}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMBOT_")}
+    code, out, err = await _migrate_db(sqlite_url, pg_url, env)
+    assert (code, err) == (0, "")
+    counts = dict(re.findall(r"^(\w+) +(\d+)$", out, re.M))
+    assert counts["key_bindings"] == "3" and counts["generations"] == "4"
+    assert counts["team_budgets"] == "2" and counts["request_channels"] == "1"
+    assert int(counts["outbox"]) > len(pending) and counts["seen"] == "1"
+    # the harness passes its vault in: no key file beside the database, no secret set
+    assert out.endswith(
+        "Keys were copied encrypted: set TMBOT_SECRET_KEY to the secret they were stored with.\n"
+    )
+
+    async with await PostgresStore.open(pg_url) as store:  # what was copied, as it was
+        assert await store.list_keys() == keys
+        vault = Vault((tmp_path / "fernet.key").read_bytes())  # the harness's secret
+        assert {vault.decrypt(k.ciphertext).secret for k in keys} == {KEY, TEAM, BOB}
+        for gen in gens:
+            assert await store.get_generation(gen.id) == gen
+            assert await store.messages_for_generation(gen.id) == links[gen.id]
+        assert await store.list_budgets("test:T1") == budgets
+        assert await store.get_settings("test:T1", "alice") == settings
+        assert await store.request_channels("test:T1") == channels
+        assert await store.pending_events("test", limit=99) == pending
+        assert await store.event_blob(pending[-1].id) is not None  # the image to post
+        # bob's regenerate is remembered (a live record answers with its value)
+        marker = f"test:T1|bob|{made[0].id}"
+        assert (
+            await store.remember("regenerate", marker, value="x", now=0.0, ttl=1.0)
+            == again.generation.id
+        )
+
+    recorder = Recorder()
+    async with running_bot(tmp_path, sim, database_url=pg_url, recorder=recorder) as bot:
+        # the bot on PostgreSQL hands over what the SQLite one left, once
+        await bot.settled()
+        assert isinstance(await recorder.ended(waiting.id), Delivered)
+        assert len(recorder.images(waiting.id)) == 1
+        # new rows continue after the copied ids; the keys decrypt (credits, a new image)
+        more = await bot.ask("alice", "one more poster")
+        await bot.settled()
+        assert isinstance(await recorder.ended(more.id), Delivered)
+        credits = await bot.engine.execute(bot.actor("alice"), "credits", bot.place)
+        assert isinstance(credits, CreditsView)
+        assert [(e.fingerprint, e.unusable) for e in credits.entries] == [("…0001", None)]
+
+    code, out, err = await _migrate_db(sqlite_url, pg_url, env)
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("tmbot: The PostgreSQL database tmbot_test_")
+    assert "already holds data" in line and "migrate-db only fills an empty database." in line
+
+
+async def test_migrate_db_refuses_what_it_cannot_copy(tmp_path: Path, pg_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMBOT_")}
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    cases = {
+        (missing, pg_url): f"There is no SQLite database at {tmp_path / 'none.db'} to copy.",
+        (pg_url, pg_url): "--from must name a SQLite database (sqlite:///path.db).",
+        (missing, missing): "--to must name a PostgreSQL database (postgresql://…).",
+    }
+    for (source, target), says in cases.items():
+        code, out, err = await _migrate_db(source, target, env)
+        assert (code, out, err) == (2, "", f"tmbot: {says}\n")
+    assert not (tmp_path / "none.db").exists()
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+async def test_a_console_on_postgresql_and_status_beside_it(tmp_path: Path, pg_url: str) -> None:
+    secret = Fernet.generate_key().decode()
+    async with sim_process("--time-scale", "60") as sim:
+        env = bot_env(sim.url, tmp_path / "unused.db", scale=60.0)
+        env.update(TMBOT_DATABASE_URL=pg_url, TMBOT_SECRET_KEY=secret)
+        briefs = [f"a poster number {i} --fast --res 1k" for i in range(2)]
+        code, stdout, stderr = await run_console(env, tmp_path / "images", [f"key {KEY}", *briefs])
+        assert code == 0, stderr
+        assert len(re.findall(r"^\[\w+\] delivered: ", stdout, re.M)) == 2
+        status = await asyncio.create_subprocess_exec(
+            *tmbot_command("status"), env=env, stdout=asyncio.subprocess.PIPE
+        )
+        shown, _ = await asyncio.wait_for(status.communicate(), 60)
+        assert status.returncode == 0 and "delivered" in shown.decode()
+        assert (await sim.stats())["totals"]["tasks_created"] == 2
+    assert not list(tmp_path.glob("*.key")) and not (tmp_path / "unused.db").exists()
+
+
+async def test_postgresql_settings_that_cannot_work_are_one_line_and_exit_code_2(
+    tmp_path: Path, pg_url: str
+) -> None:
+    secret = Fernet.generate_key().decode()
+    port = dead_port()
+    base = bot_env("http://127.0.0.1:9", tmp_path / "x.db", scale=1.0)
+    wrong_db = pg_url.rsplit("/", 1)[0] + "/nowhere"
+    cases = {
+        "refused": (
+            {
+                "TMBOT_DATABASE_URL": f"postgresql://bot:hunter2secret@127.0.0.1:{port}/tmbot",
+                "TMBOT_SECRET_KEY": secret,
+            },
+            f"tmbot: PostgreSQL at 127.0.0.1:{port} refused the connection; check that the "
+            "server runs there and that TMBOT_DATABASE_URL names its port.",
+        ),
+        "no secret": (
+            {"TMBOT_DATABASE_URL": pg_url},
+            "tmbot: TMBOT_SECRET_KEY must be set when the database is PostgreSQL",
+        ),
+        "no database": (
+            {"TMBOT_DATABASE_URL": wrong_db, "TMBOT_SECRET_KEY": secret},
+            "tmbot: PostgreSQL at 127.0.0.1:",
+        ),
+    }
+    for name, (extra, says) in cases.items():
+        env = {k: v for k, v in base.items() if k != "TMBOT_SECRET_KEY"}
+        code, stdout, stderr = await run_console({**env, **extra}, tmp_path / "out", ["help"])
+        assert (code, stdout) == (2, ""), name
+        (line,) = stderr.splitlines()
+        assert line.startswith(says) and line.endswith("."), (name, line)
+        assert "hunter2secret" not in stderr and "Traceback" not in stderr
