@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit postgres bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy --strict tmbot storage
 
-unit: $(BIN)/.installed
+# the tests start a throwaway PostgreSQL cluster of their own: make sure its binaries exist
+postgres:
+	scripts/ensure-postgres
+
+unit: $(BIN)/.installed postgres
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
