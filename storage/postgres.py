@@ -81,6 +81,8 @@ MIGRATION_LOCK = 2  # held (per transaction) while a migration is applied
 POOL_SIZE = 10
 #: Seconds to wait for the server to accept a connection.
 CONNECT_TIMEOUT = 10.0
+#: Seconds :meth:`PostgresStore.close` waits for store calls still running.
+CLOSE_TIMEOUT = 10.0
 
 _MIGRATION_NAME = re.compile(r"(?P<version>\d+)_(?P<name>[A-Za-z0-9_]+)\.sql")
 _FINAL = [GenStatus.DELIVERED.value, GenStatus.FAILED.value]
@@ -477,7 +479,11 @@ class PostgresStore:
             return
         self._closed = True
         try:
-            await self._pool.close()
+            try:  # waits for calls still running; past the bound, connections are cut
+                await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.warning("store calls still running after %g s; closing anyway", CLOSE_TIMEOUT)
+                self._pool.terminate()
         finally:
             if self._exclusive:
                 self._control.remove_termination_listener(_lost_lock)

@@ -269,3 +269,32 @@ async def test_postgresql_settings_that_cannot_work_are_one_line_and_exit_code_2
         (line,) = stderr.splitlines()
         assert line.startswith(says) and line.endswith("."), (name, line)
         assert "hunter2secret" not in stderr and "Traceback" not in stderr
+
+
+async def test_doctor_on_postgresql_names_the_database_and_requires_the_secret(
+    tmp_path: Path, pg_url: str
+) -> None:
+    await (await PostgresStore.open(pg_url)).close()  # a migrated database
+    env = bot_env(f"http://127.0.0.1:{dead_port()}", tmp_path / "x.db", scale=1.0)
+    env.update(TMBOT_DATABASE_URL=pg_url, TMBOT_SECRET_KEY=Fernet.generate_key().decode())
+
+    async def doctor(environment: dict[str, str]) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            *tmbot_command("doctor"), env=environment, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 1  # no chat platform, dead providers: never all ok here
+        return out.decode() + err.decode()
+
+    name, port = pg_url.rsplit("/", 1)[1], pg_url.split(":")[-1].split("/")[0]
+    said = await doctor(env)
+    assert f"ok   database: the PostgreSQL database {name} at 127.0.0.1:{port} (schema " in said
+    assert "ok   secret: TMBOT_SECRET_KEY is set" in said
+    del env["TMBOT_SECRET_KEY"]
+    assert "FAIL secret: TMBOT_SECRET_KEY must be set when the database is PostgreSQL" in (
+        await doctor(env)
+    )
+    env["TMBOT_DATABASE_URL"] = pg_url.rsplit("/", 1)[0] + "/nowhere"
+    assert "FAIL database: PostgreSQL at 127.0.0.1:" in await doctor(env)
+    assert not list(tmp_path.iterdir())  # nothing made
