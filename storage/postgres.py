@@ -487,7 +487,10 @@ class PostgresStore:
         finally:
             if self._exclusive:
                 self._control.remove_termination_listener(_lost_lock)
-            await self._control.close()  # ends the session: the engine lock is released
+            try:
+                await self._control.close()  # ends the session: the engine lock is released
+            except (*_CONNECT_ERRORS, asyncpg.InternalClientError):
+                self._control.terminate()  # already broken: nothing to say goodbye to
 
     async def ping(self) -> bool:
         """True when the pool answers and, for the engine, the connection holding its lock
@@ -500,7 +503,8 @@ class PostgresStore:
                     if await self._control.fetchval("SELECT 1") != 1:
                         return False
             return bool(await self._pool.fetchval("SELECT 1") == 1)
-        except _CONNECT_ERRORS:
+        except (*_CONNECT_ERRORS, asyncpg.InternalClientError):
+            # the server ended the session (its lock went with it), or the connection broke
             return False
 
     async def __aenter__(self) -> PostgresStore:
