@@ -174,7 +174,8 @@ async def test_an_engine_whose_lock_connection_dies_is_not_ready(pg_url: str) ->
         conn = await asyncpg.connect(pg_url)
         try:
             ended = await conn.fetchval(
-                "SELECT COUNT(pg_terminate_backend(l.pid, 5000)) FROM pg_locks l"  # waits for it to end
+                # the timeout makes it wait until the backend has ended
+                "SELECT COUNT(pg_terminate_backend(l.pid, 5000)) FROM pg_locks l"
                 " WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2",
                 pg.LOCK_CLASS,
                 pg.ENGINE_LOCK,
