@@ -17,6 +17,7 @@ from storage import sqlite as sq
 from tests.pg import Cluster
 from tests.procs import dead_port
 from tests.test_store_contract import binding, make_generation
+from tmbot.config import Config
 from tmbot.domain import ProviderName
 from tmbot.errors import ConfigError, DatabaseInUse
 from tmbot.records import Budget, BudgetPeriod, KeyRef, KeyScope
@@ -260,3 +261,19 @@ async def test_a_missing_database_says_which_and_how_to_make_it(pg_cluster: Clus
     message = refused.value.user_message
     assert message.startswith(f"PostgreSQL at 127.0.0.1:{pg_cluster.port} has no database")
     assert "createdb no_such_db" in message and "hunter2secret" not in message
+
+
+def test_config_accepts_both_kinds_of_url_and_refuses_others_without_echo() -> None:
+    for url in ("sqlite:///x.db", "postgresql://a:b@h/db", "postgres://h/db", "PostgreSQL://h"):
+        assert Config.from_env({"TMBOT_DATABASE_URL": url}).database_url == url
+    assert Config.from_env({}).database_url is None
+    for url, says in (
+        ("mysql://bot:hunter2secret@db/x", "'mysql' databases are not supported."),
+        ("bot:hunter2secret@db", "it is not a URL."),
+        ("bot:hunter2secret@db://x", "it names neither."),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            Config.from_env({"TMBOT_DATABASE_URL": url})
+        message = refused.value.user_message
+        assert message.startswith("TMBOT_DATABASE_URL must be sqlite:///path.db")
+        assert message.endswith(says) and "hunter2secret" not in message
