@@ -8,8 +8,10 @@ Connections: a pool for the Store calls, and one **control connection** of the s
 outside the pool (a pool resets its connections on release, which drops session advisory
 locks and listeners). The control connection applies the migrations and, for the engine
 (``exclusive=True``), holds a session advisory lock for as long as the store is open: until
-lanes are owned per key, one engine per database holds on PostgreSQL as it does on SQLite. It
-is where ``LISTEN`` and lane leases will live.
+lanes are owned per key, one engine per database holds on PostgreSQL as it does on SQLite.
+The server drops the lock when the session ends: at once when the process dies, within about
+half a minute (TCP keepalive) when its host does. It is where ``LISTEN`` and lane leases will
+live.
 
 Every Store call is one transaction with the same semantics as :mod:`storage.sqlite` (the
 contract suite, ``tests/test_store_contract.py``, runs against both): writes take the
@@ -76,6 +78,18 @@ SCHEMES = ("postgresql", "postgres")
 LOCK_CLASS = 0x746D6274  # "tmbt"
 ENGINE_LOCK = 1  # one engine per database (until lanes are owned per key)
 MIGRATION_LOCK = 2  # held (per transaction) while a migration is applied
+
+#: Seconds a starting engine waits for the engine lock before it is refused: a process that
+#: was just killed may still hold it for the moment its server session takes to end.
+ENGINE_LOCK_WAIT = 2.0
+#: The control connection asks the server to probe it (TCP keepalive) so that, when the host
+#: of an engine dies without closing its connection, its session and lock end within about
+#: half a minute instead of the operating system's two hours. (Unix sockets ignore them.)
+CONTROL_KEEPALIVE = {
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
 
 #: Connections in the pool; one Store call holds one for its transaction.
 POOL_SIZE = 10
@@ -286,8 +300,15 @@ def latest_schema() -> int:
 async def _take_engine_lock(conn: asyncpg.Connection[Any], target: PostgresUrl) -> None:
     """A session advisory lock held on the control connection until it closes; a second
     engine on the same database is refused with one sentence naming the holder."""
-    if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, ENGINE_LOCK):
-        return
+    try:
+        async with conn.transaction():  # lock_timeout for this wait only
+            await conn.execute(
+                "SELECT set_config('lock_timeout', $1, true)", f"{ENGINE_LOCK_WAIT * 1000:.0f}"
+            )
+            await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_CLASS, ENGINE_LOCK)
+        return  # a session lock: it outlives the transaction, until the connection ends
+    except asyncpg.LockNotAvailableError:
+        pass
     holder = await conn.fetchval(
         """
         SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -432,7 +453,9 @@ class PostgresStore:
         settings = _server_settings(read_only=read_only)
         try:
             control: asyncpg.Connection[Any] = await asyncpg.connect(
-                target.dsn, timeout=CONNECT_TIMEOUT, server_settings=settings
+                target.dsn,
+                timeout=CONNECT_TIMEOUT,
+                server_settings={**settings, **CONTROL_KEEPALIVE},
             )
         except _CONNECT_ERRORS as exc:
             raise _unreachable(exc, target) from None

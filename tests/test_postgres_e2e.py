@@ -17,7 +17,14 @@ from cryptography.fernet import Fernet
 
 from storage import Dialect, PostgresStore, SqliteStore
 from tests.harness import Bot, Recorder, running_bot
-from tests.procs import bot_env, dead_port, run_console, sim_process, tmbot_command
+from tests.procs import (
+    bot_env,
+    dead_port,
+    run_console,
+    sim_process,
+    start_console,
+    tmbot_command,
+)
 from tmbot.config import Config
 from tmbot.errors import ConfigError, DatabaseInUse
 from tmbot.events import Delivered
@@ -298,3 +305,31 @@ async def test_doctor_on_postgresql_names_the_database_and_requires_the_secret(
     env["TMBOT_DATABASE_URL"] = pg_url.rsplit("/", 1)[0] + "/nowhere"
     assert "FAIL database: PostgreSQL at 127.0.0.1:" in await doctor(env)
     assert not list(tmp_path.iterdir())  # nothing made
+
+
+async def test_a_console_killed_on_postgresql_leaves_its_work_to_the_next_start(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """kill -9 while two images are at the provider: the server ends the session and its
+    engine lock, the next console starts at once, polls both again (never re-sends) and
+    delivers each once."""
+    secret = Fernet.generate_key().decode()
+    async with sim_process("--time-scale", "20") as sim:
+        env = bot_env(sim.url, tmp_path / "unused.db", scale=20.0)
+        env.update(TMBOT_DATABASE_URL=pg_url, TMBOT_SECRET_KEY=secret)
+        first = await start_console(env, tmp_path / "images", "--user", "alice")
+        assert first.stdin is not None and first.stdout is not None
+        briefs = "".join(f"a poster number {i}\n" for i in range(2))
+        first.stdin.write(f"key {KEY}\n{briefs}".encode())
+        await first.stdin.drain()
+        started: set[str] = set()
+        while len(started) < 2:
+            line = (await asyncio.wait_for(first.stdout.readline(), 60)).decode()
+            assert line and " delivered: " not in line, line
+            started |= set(re.findall(r"^\[(\w+)\] started ", line))
+        first.kill()
+        await first.wait()
+        code, stdout, stderr = await run_console(env, tmp_path / "images", [])
+        assert code == 0, stderr
+        assert set(re.findall(r"^\[(\w+)\] delivered: ", stdout, re.M)) == started
+        assert (await sim.stats())["totals"]["tasks_created"] == 2
