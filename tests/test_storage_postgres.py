@@ -4,7 +4,9 @@ sentences a connection that fails becomes (never the URL)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from tests.test_store_contract import binding, make_generation
 from tmbot.config import Config
 from tmbot.domain import ProviderName
 from tmbot.errors import ConfigError, DatabaseInUse
-from tmbot.records import Budget, BudgetPeriod, KeyRef, KeyScope
+from tmbot.records import Budget, BudgetPeriod, GenStatus, KeyRef, KeyScope, NewEvent
 
 #: SQLite's implicit rowid, made explicit on PostgreSQL where a table's order depends on it
 IMPLICIT_ROWID = {"message_links": {"rowid"}}
@@ -277,3 +279,35 @@ def test_config_accepts_both_kinds_of_url_and_refuses_others_without_echo() -> N
         message = refused.value.user_message
         assert message.startswith("TMBOT_DATABASE_URL must be sqlite:///path.db")
         assert message.endswith(says) and "hunter2secret" not in message
+
+
+async def test_two_stores_on_one_database_race_safely(pg_url: str) -> None:
+    """Two pools (as two processes will have): a guarded transition is won once, events of
+    one generation stay numbered 1..n without a gap or a repeat, a platform event is
+    remembered once."""
+    first, second = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    try:
+        gen = make_generation("g1")
+        await first.insert_generation(gen, [NewEvent("accepted")])
+        stores = (first, second)
+        moves = [
+            stores[i % 2].transition(
+                dataclasses.replace(gen, status=GenStatus.SUBMITTING, task_id=str(i)),
+                expect=GenStatus.ACCEPTED,
+                events=[NewEvent("started")],
+            )
+            for i in range(12)
+        ]
+        appends = [stores[i % 2].add_events("g1", [NewEvent("queued")]) for i in range(12)]
+        remembered = [
+            stores[i % 2].remember("slack", "Ev9", value=str(i), now=1.0, ttl=60.0)
+            for i in range(12)
+        ]
+        results = await asyncio.gather(*moves, *appends, *remembered)
+        assert sum(r is not None for r in results[:12]) == 1
+        assert [r for r in results[24:] if r is None] == [None]
+        seqs = sorted(e.seq for e in await second.pending_events("slack", limit=99))
+        assert seqs == list(range(1, 15))  # accepted, 12 queued, one started
+    finally:
+        await first.close()
+        await second.close()
