@@ -133,7 +133,7 @@ class Engine:
         self.accounts = Accounts(
             store=store, vault=vault, funds=self.funds, now=now, on_secret=on_secret
         )
-        self.links = Links(store=store, now=now)
+        self.links = Links(store=store, now=now, on_secret=on_secret)
         self.team = Team(store=store, now=now, usable=self.accounts.usable, links=self.links)
         self._jobs: dict[str, _Running] = {}
         self._closed = False

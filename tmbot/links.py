@@ -82,9 +82,17 @@ class Links:
     """The link use cases and the resolution of incoming actors; ``now`` is the wall clock
     (seconds)."""
 
-    def __init__(self, *, store: Store, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        now: Callable[[], float],
+        on_secret: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self._now = now
+        #: the log redactor: a code is a secret until it is used or expires
+        self._on_secret = on_secret
 
     async def resolve(self, actor: Actor) -> Actor:
         """The actor with its home set (``actor.linked``) when its tenant or account is
@@ -100,6 +108,9 @@ class Links:
 
     async def _issue(self, actor: Actor, kind: LinkKind) -> LinkCodeIssued:
         code, now = new_code(), self._now()
+        if self._on_secret is not None:
+            self._on_secret(shown(code))
+            self._on_secret(code)
         await self.store.put_link_code(
             LinkCode(
                 code_hash=code_hash(code),
