@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.console import Console
 from tests.harness import FAST_DISPATCH, Recorder, _vault
 from tmbot import render
 from tmbot.config import Config
@@ -267,3 +268,16 @@ async def test_a_result_made_in_slack_regenerated_by_id_in_discord_is_posted_in_
     assert again.generation.place.platform == "discord"
     assert again.generation.regenerated_from == original.generation.id
     assert re.fullmatch(r"[0-9a-f]{10}", again.generation.id)
+
+
+async def test_the_console_makes_a_team_code_a_slack_admin_uses(world: World) -> None:
+    lines: list[str] = []
+    console = Console(world.runtime.engine, user="alice", admins=["boss"], write=lines.append)
+    await console.handle_line("@boss team link")
+    made = re.search(r"`([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})`", lines[-1])
+    assert made is not None, lines
+    linked = await world.run(BOSS_S, f"team link {made[1]}")
+    await console.handle_line("link")
+    assert isinstance(linked, TeamsLinked) and linked.link.home == "console:local"
+    assert "in Slack `/taste team link" in lines[0] and "in Discord `/taste-team link" in lines[0]
+    assert "in Slack `/taste link" in lines[-1]  # alice's personal code, for her Slack account
