@@ -281,3 +281,28 @@ async def test_the_console_makes_a_team_code_a_slack_admin_uses(world: World) ->
     assert isinstance(linked, TeamsLinked) and linked.link.home == "console:local"
     assert "in Slack `/taste team link" in lines[0] and "in Discord `/taste-team link" in lines[0]
     assert "in Slack `/taste link" in lines[-1]  # alice's personal code, for her Slack account
+
+
+async def test_a_code_made_on_discord_makes_the_discord_account_home(
+    world: World, sim: Simulator
+) -> None:
+    await link(world)
+    dora_d, dora_s = actor(DISCORD, "700"), actor(SLACK, "U0DORA")
+    await world.run(dora_d, f"key {ALICE_KEY}")
+    await world.run(dora_d, "settings --ar 16:9")
+    code = await world.code(dora_d, "link")
+    linked = await world.run(dora_s, f"link {code}")
+    made = await world.brief(dora_s)
+    assert isinstance(linked, AccountsLinked) and linked.link.home_tenant == DISCORD
+    assert made.generation.key.tenant == DISCORD and made.generation.spec.aspect_ratio == "16:9"
+    assert made.generation.place.platform == "slack"  # posted where she asked
+    await asyncio.wait_for(world.runtime.settled(), 30)
+    assert [t["key_id"] for t in sim.tasks()] == [key_id(ALICE_KEY)]
+
+
+async def test_direct_messages_take_no_team_link(world: World) -> None:
+    dm = actor(tenant_of("discord", "dm:700"), "700", admin=True)
+    made_there = await world.refused(dm, "team link")
+    code = await world.code(BOSS_S)
+    used_there = await world.refused(dm, f"team link {code}")
+    assert "Direct messages have no team" in made_there and made_there == used_there

@@ -70,6 +70,15 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(f"tmbot-link:{code}".encode()).hexdigest()
 
 
+def _has_a_team(actor: Actor) -> None:
+    """Direct messages are one person's, not a team's: they take no team link."""
+    if actor.tenant.startswith("discord:dm:"):
+        raise LinkRefused(
+            "Direct messages have no team to link; an admin runs `team link` in a Discord "
+            "server or a Slack workspace."
+        )
+
+
 def _require_admin(actor: Actor) -> None:
     if not actor.is_admin:
         raise NotPermitted(
@@ -168,6 +177,7 @@ class Links:
 
     async def team_code(self, actor: Actor) -> LinkCodeIssued:
         _require_admin(actor)
+        _has_a_team(actor)
         await self._not_in_a_team(actor.tenant)
         return await self._issue(actor, LinkKind.TEAM)
 
@@ -185,6 +195,7 @@ class Links:
     async def join_team(self, actor: Actor, code: str) -> TeamsLinked:
         """This tenant joins the team of the tenant where the code was made."""
         _require_admin(actor)
+        _has_a_team(actor)
         found = await self._usable_code(actor, code, LinkKind.TEAM)
         await self._not_in_a_team(actor.tenant)
         await self._not_in_a_team(found.tenant, here=False)

@@ -40,8 +40,8 @@ def require_admin(actor: Actor) -> None:
     """Refuse a team command (or a team key) to anyone who is not a workspace admin."""
     if not actor.is_admin:
         raise NotPermitted(
-            "Only workspace admins can see or change the team's key, budgets and channel "
-            "setting; ask one of them."
+            "Only workspace admins can see or change the team's key, budgets, channel "
+            "setting and links; ask one of them."
         )
 
 
