@@ -18,6 +18,7 @@ import pytest
 
 from adapters.console import Console
 from tests.harness import FAST_DISPATCH, Recorder, _vault
+from tests.test_commands_corpus import is_one_sentence
 from tmbot import render
 from tmbot.config import Config
 from tmbot.domain import Actor, Place, tenant_of
@@ -69,7 +70,7 @@ class World:
             await self.run(who, text)
         message = info.value.user_message
         self.said.append(message)
-        assert "\n" not in message and message.endswith("."), message
+        assert is_one_sentence(message), message
         return message
 
     async def code(self, who: Actor, text: str = "team link") -> str:

@@ -207,8 +207,8 @@ class Links:
         )
         if not await self.store.link_teams(link, code_hash=found.code_hash, now=self._now()):
             raise Conflict(
-                "That code was used, or one of the two was linked, a moment ago; nothing "
-                "changed. Make a new code with `team link` and try again."
+                "That code was used, or one of the two was linked, a moment ago, so nothing "
+                "changed; make a new code with `team link` and try again."
             )
         log.info("team link: %s joined %s", link.joined, link.home)
         return TeamsLinked(
@@ -273,8 +273,8 @@ class Links:
         )
         if not await self.store.link_people(link, code_hash=found.code_hash, now=self._now()):
             raise Conflict(
-                "That code was used, or one of the accounts was linked, a moment ago; nothing "
-                "changed. Make a new code with `link` and try again."
+                "That code was used, or one of the accounts was linked, a moment ago, so "
+                "nothing changed; make a new code with `link` and try again."
             )
         log.info(
             "account link: %s in %s joined one in %s", actor.user_id, actor.tenant, found.tenant
