@@ -253,7 +253,8 @@ async def test_a_budget_named_on_the_other_platform_caps_the_linked_person(
     assert "you have 5 of your 15/day team budget left" in refusal
     assert "10 credits today" in credits
     assert "a lighthouse" in history
-    assert "no longer linked" in unlinked and mine == "You have no images yet."
+    assert "no longer linked (with the Discord server G1)" in unlinked
+    assert mine == "You have no images yet."
     assert len(sim.tasks()) == 1
 
 

@@ -286,7 +286,8 @@ class Links:
         )
 
     async def unlink_account(self, actor: Actor) -> AccountsUnlinked:
-        return AccountsUnlinked(tuple(await self.store.unlink_people(actor.tenant, actor.user_id)))
+        removed = await self.store.unlink_people(actor.tenant, actor.user_id)
+        return AccountsUnlinked(tuple(removed), here=actor.tenant)
 
 
 _NOT_ONE_TEAM = (

@@ -218,6 +218,7 @@ class AccountsLinked:
 @dataclass(frozen=True)
 class AccountsUnlinked:
     links: tuple[PersonLink, ...]  # empty: there was nothing to undo
+    here: str = ""  # the tenant of the account that asked
 
 
 Reply = (

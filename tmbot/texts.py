@@ -293,11 +293,11 @@ def render(reply: Reply) -> str:
             )
         case AccountsLinked():
             return accounts_linked_text(reply)
-        case AccountsUnlinked(links=links):
+        case AccountsUnlinked(links=links, here=here):
             if not links:
                 return "Your account here is not linked with another; nothing changed."
             others = " and ".join(
-                tenant_name(k.tenant if k.home_tenant == k.tenant else k.home_tenant) for k in links
+                tenant_name(k.tenant if k.home_tenant == here else k.home_tenant) for k in links
             )
             return (
                 f"Your accounts are no longer linked (with {others}): each has its own keys, "
