@@ -244,3 +244,22 @@ async def test_after_link_a_personal_key_bound_in_slack_pays_the_same_persons_di
     # the image was posted on Discord (where she asked), not in Slack
     assert upload.files and sfake.calls_to("files.completeUploadExternal") == []
     no_secret_anywhere(env, TEAM_KEY, ALICE_KEY)
+
+
+async def test_members_are_refused_team_links_on_both_platforms_and_no_code_is_made(
+    tmp_path: Path, sim: Simulator, sfake: FakeSlack, dfake: FakeDiscord
+) -> None:
+    member = dfake.add_user("dora")
+    async with both(tmp_path, sim, sfake, dfake) as env:
+        in_slack = await env.slack_says("team link", user=ALICE)
+        code = code_in(await env.slack_says("team link", user=BOSS))
+        in_discord = await env.discord_says(
+            "taste-team", {"code": code}, subcommand="link", user=member, expect="admins"
+        )
+        # the refusal did not use the code: the server's admin still can
+        linked = await env.discord_says(
+            "taste-team", {"code": code}, subcommand="link", expect="Linked"
+        )
+    assert "Only admins of the Slack workspace" in in_slack and CODE.search(in_slack) is None
+    assert "Only admins of the Discord server" in in_discord
+    assert "one team with the Slack workspace" in linked
