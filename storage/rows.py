@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
+from tmbot.domain import Actor, GenerationSpec, Home, Place, ProviderName
 from tmbot.records import (
     Budget,
     BudgetPeriod,
@@ -21,6 +21,8 @@ from tmbot.records import (
     KeyScope,
     MessageLink,
     OutboxEntry,
+    PersonLink,
+    TeamLink,
     UserSettings,
 )
 
@@ -129,7 +131,15 @@ GENERATION_COLUMNS = (
     "regenerated_from",
     "deleted_at",
     "deleted_by",
+    "home_team",
+    "home_tenant",
+    "home_user_id",
 )
+
+
+#: Set when a generation is stored, then recomputed only by link changes (:data:`_REHOME`):
+#: the engine's later writes of the row leave them alone.
+HOME_COLUMNS = ("home_team", "home_tenant", "home_user_id")
 
 
 def generation_to_row(g: Generation) -> dict[str, object]:
@@ -173,8 +183,22 @@ def generation_to_row(g: Generation) -> dict[str, object]:
         "regenerated_from": g.regenerated_from,
         "deleted_at": g.deleted_at,
         "deleted_by": g.deleted_by,
+        "home_team": g.actor.home.team,
+        "home_tenant": g.actor.home.tenant,
+        "home_user_id": g.actor.home.user_id,
     }
     return row
+
+
+def home_from_row(row: Row) -> Home | None:
+    """The generation's home when it differs from its actor's own identity."""
+    tenant, user_id = row["actor_tenant"], row["actor_user_id"]
+    home = Home(
+        team=row["home_team"] or tenant,
+        tenant=row["home_tenant"] or tenant,
+        user_id=row["home_user_id"] or user_id,
+    )
+    return None if home == Home(tenant, tenant, user_id) else home
 
 
 def generation_from_row(row: Row) -> Generation:
@@ -187,6 +211,7 @@ def generation_from_row(row: Row) -> Generation:
             user_id=row["actor_user_id"],
             is_admin=bool(row["actor_is_admin"]),
             display_name=row["actor_display_name"],
+            linked=home_from_row(row),
         ),
         place=Place(
             platform=row["place_platform"],
@@ -266,3 +291,22 @@ def budget_from_row(row: Row) -> Budget:
 
 def key_params(ref: KeyRef) -> tuple[str, str, str, str]:
     return (ref.scope.value, ref.tenant, ref.owner, ref.provider.value)
+
+
+def team_link_from_row(row: Row) -> TeamLink:
+    return TeamLink(
+        home=row["home"],
+        joined=row["joined"],
+        linked_by=row["linked_by"],
+        linked_at=row["linked_at"],
+    )
+
+
+def person_link_from_row(row: Row) -> PersonLink:
+    return PersonLink(
+        home_tenant=row["home_tenant"],
+        home_user_id=row["home_user_id"],
+        tenant=row["tenant"],
+        user_id=row["user_id"],
+        linked_at=row["linked_at"],
+    )

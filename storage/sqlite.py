@@ -34,7 +34,7 @@ import aiosqlite
 
 from storage import rows
 from storage.lock import DatabaseLock
-from tmbot.domain import ProviderName
+from tmbot.domain import Home, ProviderName
 from tmbot.errors import ConfigError, NotFound
 from tmbot.records import (
     Budget,
@@ -45,11 +45,15 @@ from tmbot.records import (
     KeyLoad,
     KeyRef,
     KeyScope,
+    LinkCode,
+    LinkKind,
     MessageLink,
     NewEvent,
     OutboxEntry,
     Overview,
+    PersonLink,
     Spend,
+    TeamLink,
     UserSettings,
 )
 
@@ -234,18 +238,22 @@ def latest_schema() -> int:
 
 # --- rows <-> records: storage.rows (shared with storage.postgres) -------------------
 
-_GENERATION_COLUMNS = rows.GENERATION_COLUMNS
-_budget_from_row = rows.budget_from_row
-_generation_from_row = rows.generation_from_row
-_generation_to_row = rows.generation_to_row
-_key_binding_from_row = rows.key_binding_from_row
 _key_binding_to_row = rows.key_binding_to_row
-_key_params = rows.key_params
-_message_link_from_row = rows.message_link_from_row
-_message_link_to_row = rows.message_link_to_row
-_outbox_entry_from_row = rows.outbox_entry_from_row
-_settings_from_row = rows.settings_from_row
+_key_ref_from_row = rows.key_ref_from_row
+_key_binding_from_row = rows.key_binding_from_row
 _settings_to_row = rows.settings_to_row
+_settings_from_row = rows.settings_from_row
+_GENERATION_COLUMNS = rows.GENERATION_COLUMNS
+_HOME_COLUMNS = rows.HOME_COLUMNS
+_generation_to_row = rows.generation_to_row
+_generation_from_row = rows.generation_from_row
+_message_link_to_row = rows.message_link_to_row
+_message_link_from_row = rows.message_link_from_row
+_outbox_entry_from_row = rows.outbox_entry_from_row
+_budget_from_row = rows.budget_from_row
+_key_params = rows.key_params
+_team_link_from_row = rows.team_link_from_row
+_person_link_from_row = rows.person_link_from_row
 
 _UPSERT_LINK = """
 INSERT INTO message_links (platform, channel, message_id, generation_id, kind)
@@ -254,7 +262,6 @@ ON CONFLICT (platform, channel, message_id) DO UPDATE SET
     generation_id = excluded.generation_id,
     kind = excluded.kind
 """
-
 
 # Built once from the constant column names above (identifiers, never values: every value is
 # a bound parameter).
@@ -267,7 +274,7 @@ _INSERT_GENERATION = (
 )
 _UPDATE_GENERATION = (
     "UPDATE generations SET "  # noqa: S608
-    + ", ".join(f"{c} = :{c}" for c in _GENERATION_COLUMNS if c != "id")
+    + ", ".join(f"{c} = :{c}" for c in _GENERATION_COLUMNS if c not in ("id", *_HOME_COLUMNS))
     + " WHERE id = :id"
 )
 _TRANSITION_GENERATION = _UPDATE_GENERATION + " AND status = :expect"
@@ -293,13 +300,44 @@ _SPEND_FROM = (
 _SPEND = (
     f"SELECT {_SPENT_CREDITS} AS credits, {_SPENT_IMAGES} AS images"
     + _SPEND_FROM
-    + " AND actor_user_id = ?"
+    + " AND home_user_id = ?"
 )
 _SPEND_BY_MEMBER = (
-    f"SELECT actor_user_id, {_SPENT_CREDITS} AS credits, {_SPENT_IMAGES} AS images"
+    f"SELECT home_user_id, {_SPENT_CREDITS} AS credits, {_SPENT_IMAGES} AS images"
     + _SPEND_FROM
-    + " GROUP BY actor_user_id ORDER BY actor_user_id"
+    + " GROUP BY home_user_id ORDER BY home_user_id"
 )
+
+
+# Linked teams and accounts. A code is used at most once: only while unused and unexpired,
+# of the kind asked for, made where it claims (one statement, so two uses cannot both win).
+_USE_CODE = (
+    "UPDATE link_codes SET used_at = ? WHERE code_hash = ? AND kind = ? AND tenant = ?"
+    " AND used_at IS NULL AND expires_at > ?"
+)
+#: how long past their expiry used and expired codes are kept (to say "expired", not "unknown")
+_CODE_MEMORY = 24 * 3600.0
+# Where each generation of the two tenants (bound twice) is kept now: its tenant's team and
+# its requester's linked account, else their own.
+_REHOME = """
+UPDATE generations SET
+    home_team = COALESCE(
+        (SELECT t.home FROM team_links t WHERE t.joined = generations.actor_tenant),
+        actor_tenant),
+    home_tenant = COALESCE(
+        (SELECT p.home_tenant FROM person_links p
+         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
+        actor_tenant),
+    home_user_id = COALESCE(
+        (SELECT p.home_user_id FROM person_links p
+         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
+        actor_user_id)
+WHERE actor_tenant IN (?, ?)
+"""
+
+
+class _NotLinked(Exception):
+    """A link's conditions did not hold inside its transaction: roll it back."""
 
 
 # --- opening ---------------------------------------------------------------------------
@@ -701,7 +739,7 @@ class SqliteStore:
             (tenant, scope.value, provider.value, since),
         )
         return {
-            str(row["actor_user_id"]): Spend(
+            str(row["home_user_id"]): Spend(
                 credits=float(row["credits"]), images=int(row["images"])
             )
             for row in rows
@@ -761,7 +799,7 @@ class SqliteStore:
         if limit <= 0:
             return []
         rows = await self._fetch(
-            _SELECT_GENERATION + " WHERE actor_tenant = ? AND actor_user_id = ?"
+            _SELECT_GENERATION + " WHERE home_tenant = ? AND home_user_id = ?"
             " ORDER BY created_at DESC, id DESC LIMIT ?",
             (tenant, user_id, limit),
         )
@@ -978,6 +1016,192 @@ class SqliteStore:
     async def forget(self, scope: str, key: str) -> None:
         async with self._write() as db:
             await db.execute("DELETE FROM seen WHERE scope = ? AND key = ?", (scope, key))
+
+    # --- linked teams and accounts -----------------------------------------------------
+
+    async def put_link_code(self, code: LinkCode) -> None:
+        async with self._write() as db:
+            # codes a day past their expiry are forgotten (until then they are still told
+            # apart from codes that never existed)
+            await db.execute(
+                "DELETE FROM link_codes WHERE expires_at < ?", (code.created_at - _CODE_MEMORY,)
+            )
+            await db.execute(
+                "DELETE FROM link_codes"
+                " WHERE tenant = ? AND user_id = ? AND kind = ? AND used_at IS NULL",
+                (code.tenant, code.user_id, code.kind.value),
+            )
+            await db.execute(
+                "INSERT INTO link_codes (code_hash, kind, tenant, user_id, created_at,"
+                " expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    code.code_hash,
+                    code.kind.value,
+                    code.tenant,
+                    code.user_id,
+                    code.created_at,
+                    code.expires_at,
+                    code.used_at,
+                ),
+            )
+
+    async def get_link_code(self, code_hash: str) -> LinkCode | None:
+        rows = await self._fetch(
+            "SELECT code_hash, kind, tenant, user_id, created_at, expires_at, used_at"
+            " FROM link_codes WHERE code_hash = ?",
+            (code_hash,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return LinkCode(
+            code_hash=row["code_hash"],
+            kind=LinkKind(row["kind"]),
+            tenant=row["tenant"],
+            user_id=row["user_id"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            used_at=row["used_at"],
+        )
+
+    async def team_link(self, tenant: str) -> TeamLink | None:
+        rows = await self._fetch(
+            "SELECT home, joined, linked_by, linked_at FROM team_links"
+            " WHERE joined = ? OR home = ?",
+            (tenant, tenant),
+        )
+        return _team_link_from_row(rows[0]) if rows else None
+
+    async def link_teams(self, link: TeamLink, *, code_hash: str, now: float) -> bool:
+        try:
+            async with self._write() as db:
+                used = await db.execute(_USE_CODE, (now, code_hash, "team", link.home, now))
+                if used.rowcount != 1:
+                    raise _NotLinked
+                made = await db.execute(
+                    "INSERT INTO team_links (joined, home, linked_by, linked_at)"
+                    " SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM team_links"
+                    " WHERE joined IN (?, ?) OR home IN (?, ?))",
+                    (
+                        link.joined,
+                        link.home,
+                        link.linked_by,
+                        link.linked_at,
+                        *(link.joined, link.home) * 2,
+                    ),
+                )
+                if made.rowcount != 1:
+                    raise _NotLinked
+                await db.execute(_REHOME, (link.home, link.joined))
+        except _NotLinked:
+            return False
+        return True
+
+    async def unlink_teams(self, tenant: str) -> TeamLink | None:
+        async with self._write() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT home, joined, linked_by, linked_at FROM team_links"
+                    " WHERE joined = ? OR home = ?",
+                    (tenant, tenant),
+                )
+            )
+            if not rows:
+                return None
+            link = _team_link_from_row(rows[0])
+            await db.execute(
+                "DELETE FROM person_links WHERE tenant IN (?, ?) OR home_tenant IN (?, ?)",
+                (link.home, link.joined) * 2,
+            )
+            await db.execute("DELETE FROM team_links WHERE joined = ?", (link.joined,))
+            await db.execute(_REHOME, (link.home, link.joined))
+            return link
+
+    async def person_links(self, tenant: str, user_id: str) -> list[PersonLink]:
+        rows = await self._fetch(
+            "SELECT home_tenant, home_user_id, tenant, user_id, linked_at FROM person_links"
+            " WHERE (tenant = ? AND user_id = ?) OR (home_tenant = ? AND home_user_id = ?)"
+            " ORDER BY linked_at",
+            (tenant, user_id) * 2,
+        )
+        return [_person_link_from_row(row) for row in rows]
+
+    async def link_people(self, link: PersonLink, *, code_hash: str, now: float) -> bool:
+        home, joined = (link.home_tenant, link.home_user_id), (link.tenant, link.user_id)
+        try:
+            async with self._write() as db:
+                used = await db.execute(
+                    _USE_CODE + " AND user_id = ?",
+                    (now, code_hash, "person", link.home_tenant, now, link.home_user_id),
+                )
+                if used.rowcount != 1:
+                    raise _NotLinked
+                made = await db.execute(
+                    "INSERT INTO person_links (tenant, user_id, home_tenant, home_user_id,"
+                    " linked_at) SELECT ?, ?, ?, ?, ?"
+                    " WHERE EXISTS (SELECT 1 FROM team_links"
+                    "   WHERE (home = ? AND joined = ?) OR (joined = ? AND home = ?))"
+                    " AND NOT EXISTS (SELECT 1 FROM person_links"
+                    "   WHERE (tenant = ? AND user_id = ?)"
+                    "   OR (home_tenant = ? AND home_user_id = ?)"
+                    "   OR (tenant = ? AND user_id = ?)"
+                    "   OR (home_tenant = ? AND home_user_id = ?))",
+                    (
+                        *joined,
+                        *home,
+                        link.linked_at,
+                        link.home_tenant,
+                        link.tenant,
+                        link.home_tenant,
+                        link.tenant,
+                        *joined,
+                        *joined,
+                        *home,
+                        *home,
+                    ),
+                )
+                if made.rowcount != 1:
+                    raise _NotLinked
+                await db.execute(_REHOME, (link.home_tenant, link.tenant))
+        except _NotLinked:
+            return False
+        return True
+
+    async def unlink_people(self, tenant: str, user_id: str) -> list[PersonLink]:
+        async with self._write() as db:
+            where = " WHERE (tenant = ? AND user_id = ?) OR (home_tenant = ? AND home_user_id = ?)"
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT home_tenant, home_user_id, tenant, user_id, linked_at"  # noqa: S608
+                    " FROM person_links" + where,
+                    (tenant, user_id) * 2,
+                )
+            )
+            links = [_person_link_from_row(row) for row in rows]
+            if links:
+                await db.execute("DELETE FROM person_links" + where, (tenant, user_id) * 2)  # noqa: S608
+            for link in links:
+                await db.execute(_REHOME, (link.home_tenant, link.tenant))
+            return links
+
+    async def resolve_home(self, tenant: str, user_id: str) -> Home | None:
+        rows = await self._fetch(
+            "SELECT"
+            " (SELECT home FROM team_links WHERE joined = ?) AS team,"
+            " (SELECT home_tenant FROM person_links"
+            "   WHERE tenant = ? AND user_id = ?) AS home_tenant,"
+            " (SELECT home_user_id FROM person_links"
+            "   WHERE tenant = ? AND user_id = ?) AS home_user_id",
+            (tenant, tenant, user_id, tenant, user_id),
+        )
+        row = rows[0]
+        if row["team"] is None and row["home_tenant"] is None:
+            return None
+        return Home(
+            team=row["team"] or tenant,
+            tenant=row["home_tenant"] or tenant,
+            user_id=row["home_user_id"] or user_id,
+        )
 
 
 if TYPE_CHECKING:

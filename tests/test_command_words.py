@@ -18,8 +18,12 @@ from tmbot.commands import (
     Credits,
     Delete,
     Generate,
+    LinkAccounts,
+    LinkTeams,
     Refine,
     Regenerate,
+    UnlinkAccounts,
+    UnlinkTeams,
     parse,
 )
 from tmbot.domain import ProviderName
@@ -114,10 +118,24 @@ def test_a_leading_slash_taste_changes_nothing(text: str) -> None:
         ("regenerate 3F2A1B9C4D", Regenerate("3f2a1b9c4d")),
         ("delete `3f2a1b9c4d`", Delete("3f2a1b9c4d")),
         ("/taste key", BindKey(provider=ProviderName.TASTEMACHINE, key=None)),
+        ("link", LinkAccounts(None)),
+        ("LINK abcd-efgh-jkmn", LinkAccounts("ABCDEFGHJKMN")),
+        ("taste link `ABCDEFGHJKMN`", LinkAccounts("ABCDEFGHJKMN")),
+        ("unlink", UnlinkAccounts()),
+        ("team link", LinkTeams(None)),
+        ("/taste team link abcd–efgh–jkmn", LinkTeams("ABCDEFGHJKMN")),
+        ("team unlink", UnlinkTeams()),
     ],
 )
 def test_command_examples(text: str, expected: object) -> None:
     assert parse(text) == expected
+
+
+@pytest.mark.parametrize("word", ["link", "Unlink"])
+def test_quoted_link_words_are_briefs(word: str) -> None:
+    command = parse(f'"{word} between worlds" as a poster --ar 3:4')
+    assert isinstance(command, Generate)
+    assert command.brief == f"{word} between worlds as a poster"
 
 
 def test_refine_takes_an_id_and_words() -> None:
@@ -137,7 +155,9 @@ def test_refine_takes_an_id_and_words() -> None:
         ("logout foo", "`logout` takes a provider"),
         ("/taste credits please", "`credits` takes nothing more"),
         ("help me please", "`help` takes nothing or one topic"),
-        ("team photo", "`team` takes `show`, `key`, `budget` or `channel`"),
+        ("team photo", "`team` takes `show`, `key`, `budget`, `channel`, `link` or `unlink`"),
+        ("link to the past", "`link` takes nothing (for a code) or the code"),
+        ("unlink me", "`unlink` takes nothing more"),
         ("settings dark mode", "`settings` takes flags"),
         ("refine 3f2a1b9c4d", "`refine` takes a result id and the words"),
     ],

@@ -516,3 +516,24 @@ async def test_a_refine_form_opened_before_a_restart_is_submitted_after_it_once(
         c for c in fake.calls_to("POST", CALLBACK) if c.params["interaction_id"] == submit["id"]
     ]
     assert len(answers) == 1 and all(c.status < 400 for c in fake.calls)
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("team link", "/taste-team link"),
+        ("TEAM unlink", "/taste-team unlink"),
+        ("link", "/taste-link"),
+        ("unlink", "/taste-unlink"),
+    ],
+)
+async def test_a_link_command_in_a_public_message_points_to_its_private_slash_command(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord, text: str, command: str
+) -> None:
+    async with running(tmp_path, sim, fake):
+        message = fake.message(f"{fake.bot.mention} {text}", author=fake.owner)
+        await fake.dispatch("MESSAGE_CREATE", message)
+        answer = await fake.wait_for(lambda c: c.method == "POST" and c.route == MESSAGES)
+    assert answer.json["content"] == f"That answer is private: use `{command}`."
+    # no code was made, so none could have been shown in the channel
+    assert not any("link code" in repr(c.json) for c in fake.calls)

@@ -283,8 +283,8 @@ async def test_teams_and_budgets_with_real_processes(tmp_path: Path) -> None:
         "error: This image costs 10 credits but you have 0 of your 10/day team budget (the "
         "team default) left; it renews at 00:00 UTC, or ask a workspace admin to raise it, or "
         "bind your own key with `/taste key`.",
-        "error: Only workspace admins can see or change the team's key, budgets and channel "
-        "setting; ask one of them.",
+        "error: Only workspace admins can see or change the team's key, budgets, channel "
+        "setting and links; ask one of them.",
     ], stdout
     assert len(re.findall(r"^\[\w+\] delivered: ", stdout, re.M)) == 4, stdout
     assert stats["keys"][key_id(TEAM)]["tasks_created"] == 3

@@ -7,7 +7,7 @@ core's public face: adapters import what they use from here, and only from here.
 
 from tmbot.capabilities import PROVIDERS
 from tmbot.cleantext import clean, printable
-from tmbot.domain import Actor, ApiKey, Place, ProviderName, tenant_of
+from tmbot.domain import Actor, ApiKey, Home, Place, ProviderName, tenant_of
 from tmbot.engine import Engine
 from tmbot.errors import (
     ConfigError,
@@ -21,6 +21,8 @@ from tmbot.funds import priced
 from tmbot.ports import Notice, Notifier
 from tmbot.records import Generation, GenStatus, KeyScope, MessageLink
 from tmbot.replies import (
+    AccountsLinked,
+    AccountsUnlinked,
     BudgetRemoved,
     BudgetSaved,
     ChannelSet,
@@ -31,9 +33,12 @@ from tmbot.replies import (
     HistoryView,
     KeyBound,
     KeyFormRequested,
+    LinkCodeIssued,
     LoggedOut,
     Reply,
     SettingsView,
+    TeamsLinked,
+    TeamsUnlinked,
     TeamView,
 )
 from tmbot.texts import describe_spec, render
@@ -43,6 +48,8 @@ __version__ = "0.1.0"
 __all__ = [
     "PROVIDERS",
     "Accepted",
+    "AccountsLinked",
+    "AccountsUnlinked",
     "Actor",
     "ApiKey",
     "BudgetRemoved",
@@ -61,9 +68,11 @@ __all__ = [
     "GenerationAccepted",
     "HelpView",
     "HistoryView",
+    "Home",
     "KeyBound",
     "KeyFormRequested",
     "KeyScope",
+    "LinkCodeIssued",
     "LoggedOut",
     "MessageLink",
     "NotFound",
@@ -78,6 +87,8 @@ __all__ = [
     "SettingsView",
     "Started",
     "TeamView",
+    "TeamsLinked",
+    "TeamsUnlinked",
     "TmbotError",
     "clean",
     "describe_spec",

@@ -63,10 +63,11 @@ class Accounts:
         return key
 
     async def find_binding(self, actor: Actor, provider: ProviderName) -> KeyBinding | None:
-        """The actor's own key beats the team's."""
+        """The actor's own key beats the team's (both where the actor's home keeps them)."""
+        home = actor.home
         for ref in (
-            KeyRef(KeyScope.USER, actor.tenant, actor.user_id, provider),
-            KeyRef(KeyScope.TEAM, actor.tenant, "", provider),
+            KeyRef(KeyScope.USER, home.tenant, home.user_id, provider),
+            KeyRef(KeyScope.TEAM, home.team, "", provider),
         ):
             binding = await self.store.get_key(ref)
             if binding is not None:
@@ -99,12 +100,14 @@ class Accounts:
         if scope is KeyScope.TEAM:
             require_admin(actor)
         cmds.check_key(provider, key)
-        owner = actor.user_id if scope is KeyScope.USER else ""
+        home = actor.home
+        owner = home.user_id if scope is KeyScope.USER else ""
+        tenant = home.tenant if scope is KeyScope.USER else home.team
         if self._on_secret is not None:
             self._on_secret(key.secret)
         await self.store.put_key(
             KeyBinding(
-                ref=KeyRef(scope, actor.tenant, owner, provider),
+                ref=KeyRef(scope, tenant, owner, provider),
                 ciphertext=self.vault.encrypt(key),
                 fingerprint=key.fingerprint,
                 created_at=self._now(),
@@ -117,7 +120,9 @@ class Accounts:
         removed = [
             p
             for p in providers
-            if await self.store.delete_key(KeyRef(KeyScope.USER, actor.tenant, actor.user_id, p))
+            if await self.store.delete_key(
+                KeyRef(KeyScope.USER, actor.home.tenant, actor.home.user_id, p)
+            )
         ]
         return LoggedOut(removed=tuple(removed))
 
@@ -126,7 +131,7 @@ class Accounts:
     async def credits(self, actor: Actor) -> CreditsView:
         """Per provider the actor can use (their default provider first): which key, its
         balance as last reported, their use today and this month, and their team budget."""
-        settings = await self.store.get_settings(actor.tenant, actor.user_id)
+        settings = await self.store.get_settings(actor.home.tenant, actor.home.user_id)
         first = settings.provider or DEFAULT_PROVIDER
         entries = []
         for provider in [first, *(p for p in ProviderName if p is not first)]:
@@ -143,8 +148,8 @@ class Accounts:
         # your use of the key you are on now: not of one bound before it
         today, month = [
             await self.store.spend(
-                actor.tenant,
-                actor.user_id,
+                ref.tenant,
+                actor.home.user_id,
                 scope=ref.scope,
                 provider=ref.provider,
                 since=max(period_start(period, now), binding.created_at),
@@ -154,7 +159,7 @@ class Accounts:
         is_priced = priced(ref.provider)
         budget = left = None
         if ref.scope is KeyScope.TEAM and is_priced:
-            allowance = await self.funds.allowance(actor.tenant, actor.user_id)
+            allowance = await self.funds.allowance(actor.home.team, actor.home.user_id)
             budget, left = allowance.budget, allowance.left
         return CreditsEntry(
             provider=ref.provider,
@@ -173,16 +178,17 @@ class Accounts:
     # --- settings and history ----------------------------------------------------------
 
     async def settings(self, actor: Actor, command: cmds.Settings) -> SettingsView:
-        current = await self.store.get_settings(actor.tenant, actor.user_id)
+        tenant, user_id = actor.home.tenant, actor.home.user_id
+        current = await self.store.get_settings(tenant, user_id)
         if command.reset:
-            await self.store.put_settings(actor.tenant, actor.user_id, UserSettings())
+            await self.store.put_settings(tenant, user_id, UserSettings())
             return SettingsView(UserSettings(), "cleared")
         if command.options.is_empty:
             return SettingsView(current, "shown")
         merged = cmds.validate_settings(command.options, current)
-        await self.store.put_settings(actor.tenant, actor.user_id, merged)
+        await self.store.put_settings(tenant, user_id, merged)
         return SettingsView(merged, "saved")
 
     async def history(self, actor: Actor) -> HistoryView:
-        gens = await self.store.recent_generations(actor.tenant, actor.user_id, limit=10)
+        gens = await self.store.recent_generations(actor.home.tenant, actor.home.user_id, limit=10)
         return HistoryView(generations=tuple(gens), now=self._now())

@@ -7,6 +7,7 @@ One grammar on every platform::
     credits    history    help [TOPIC]   settings [reset | flags]
     team [show]   team key [--provider P] [KEY]   team channel on|off
     team budget @user|default 50/day|200/month|off
+    link [CODE]   unlink   team link [CODE]   team unlink
 
 Flags: ``--ar 3:4`` (``--aspect``, ``--aspect-ratio``, ``--ratio``, ``--ar=3:4``),
 ``--model nano-banana-2`` (``--pro``, ``--fast``), ``--res 4k`` (``--resolution``),
@@ -80,6 +81,8 @@ COMMAND_WORDS: tuple[str, ...] = (
     "regenerate",
     "delete",
     "refine",
+    "link",
+    "unlink",
 )
 #: The longest line read at all (before cleaning); briefs have their own, smaller caps.
 MAX_TEXT_CHARS = 20_000
@@ -195,6 +198,31 @@ class TeamShow:
 
 
 @dataclass(frozen=True)
+class LinkTeams:
+    """``team link``: make a code (``code=None``), or use one made on the other platform."""
+
+    code: str | None = None  # normalised: 12 characters of LINK_CODE_ALPHABET
+
+
+@dataclass(frozen=True)
+class UnlinkTeams:
+    pass
+
+
+@dataclass(frozen=True)
+class LinkAccounts:
+    """``link``: make a personal code (``code=None``), or use one made on the other
+    platform."""
+
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class UnlinkAccounts:
+    pass
+
+
+@dataclass(frozen=True)
 class Regenerate:
     """``regenerate ID``: another of a result (ids are case-insensitive: stored lower-case)."""
 
@@ -230,6 +258,10 @@ Command: TypeAlias = (
     | TeamBudget
     | TeamChannel
     | TeamShow
+    | LinkTeams
+    | UnlinkTeams
+    | LinkAccounts
+    | UnlinkAccounts
     | Regenerate
     | Delete
     | Refine
@@ -825,7 +857,10 @@ _USAGE: Mapping[str, str] = MappingProxyType(
             "your defaults"
         ),
         "logout": "`logout` takes a provider such as `vtrix`, or `all`, or nothing",
-        "team": "`team` takes `show`, `key`, `budget` or `channel`",
+        "team": "`team` takes `show`, `key`, `budget`, `channel`, `link` or `unlink`",
+        "link": "`link` takes nothing (for a code) or the code made on your other platform, "
+        "e.g. `link ABCD-EFGH-JKLM`",
+        "unlink": "`unlink` takes nothing more",
         "regenerate": "`regenerate` takes one result id and nothing else, e.g. "
         "`regenerate 3f2a1b9c4d`",
         "delete": "`delete` takes one result id and nothing else, e.g. `delete 3f2a1b9c4d`",
@@ -868,6 +903,10 @@ def _parse_command(head: str, rest: list[str]) -> Command:
             command = Regenerate(generation_id) if head == "regenerate" else Delete(generation_id)
     elif head == "refine" and len(rest) >= 2:
         command = _parse_refine(rest)
+    elif head == "link" and len(rest) <= 1:
+        command = LinkAccounts(link_code(rest[0], command="link") if rest else None)
+    elif head == "unlink" and not rest:
+        command = UnlinkAccounts()
     if command is None:
         raise not_a_brief(head)
     return command
@@ -954,7 +993,35 @@ def _parse_team(rest: list[str]) -> Command | None:
         raise ParseError("`team channel` takes `on` or `off`, e.g. `team channel on`.")
     if sub == "budget":
         return _parse_budget(args)
+    if sub == "link":
+        if len(args) > 1:
+            raise ParseError(
+                "`team link` takes nothing (for a code) or the code an admin made on the other "
+                "platform, e.g. `team link ABCD-EFGH-JKLM`."
+            )
+        return LinkTeams(link_code(args[0], command="team link") if args else None)
+    if sub == "unlink":
+        if args:
+            raise ParseError("`team unlink` takes nothing more; try just `team unlink`.")
+        return UnlinkTeams()
     return None
+
+
+#: link codes: 12 characters without look-alikes (no 0/O, 1/I), shown as ABCD-EFGH-JKLM
+LINK_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+LINK_CODE_LENGTH = 12
+
+
+def link_code(token: str, *, command: str) -> str:
+    """A typed link code, normalised (upper case, no dashes or spaces); one sentence when
+    it does not have the shape of a code."""
+    code = re.sub(r"[\s\-‐‑–—_]", "", token.strip("`'\"“”")).upper()
+    if len(code) == LINK_CODE_LENGTH and all(c in LINK_CODE_ALPHABET for c in code):
+        return code
+    raise ParseError(
+        f"That is not a link code: codes have 12 letters and digits, e.g. "
+        f"`{command} ABCD-EFGH-JKLM`; copy it from the private answer to `{command}`."
+    )
 
 
 _MENTION = re.compile(r"<@!?([A-Za-z0-9]{1,64})>")

@@ -44,15 +44,31 @@ def tenant_of(platform: str, tenant_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class Home:
+    """Where an actor's things are kept (see :mod:`tmbot.links`). ``team`` is the tenant
+    whose team keys, budgets and team-key use apply; ``tenant`` and ``user_id`` are the
+    account whose personal keys, settings and history are theirs, and ``user_id`` is also
+    their member id in the team's budgets. Unlinked, all three are the actor's own."""
+
+    team: str
+    tenant: str
+    user_id: str
+
+
+@dataclass(frozen=True)
 class Actor:
     """Who asked. ``tenant`` is the Slack workspace / Discord guild / console session,
-    namespaced by platform (see :func:`tenant_of`)."""
+    namespaced by platform (see :func:`tenant_of`); ``platform``, ``tenant`` and ``user_id``
+    always stay the actor's own (where they are, who to mention). ``linked`` is set by the
+    engine when it resolves an incoming actor whose team or account is linked to another
+    platform's (:meth:`tmbot.links.Links.resolve`); read it through :attr:`home`."""
 
     platform: str
     tenant: str
     user_id: str
     is_admin: bool = False
     display_name: str = ""
+    linked: Home | None = None
 
     def __post_init__(self) -> None:
         if not self.tenant.startswith(f"{self.platform}:"):
@@ -64,6 +80,11 @@ class Actor:
     @property
     def label(self) -> str:
         return self.display_name or self.user_id
+
+    @property
+    def home(self) -> Home:
+        """Where this actor's keys, budgets, settings and history are kept."""
+        return self.linked or Home(self.tenant, self.tenant, self.user_id)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from tmbot.events import Deleted, Delivered, Failed, Queued, Started
 from tmbot.funds import Funds, provider_flag
 from tmbot.leaks import refuse_bound_keys
 from tmbot.lifecycle import Lifecycle, Stored
+from tmbot.links import Links
 from tmbot.ports import Store
 from tmbot.providers.base import ImageProvider
 from tmbot.records import Generation, GenStatus, KeyScope
@@ -74,7 +75,7 @@ REFERENCE_MARGIN = 60.0
 
 #: the words after ``team`` that make a team command (non-admins are refused even when the
 #: rest does not parse: they should not learn the syntax from its error messages)
-_TEAM_WORDS = ("key", "budget", "channel", "show")
+_TEAM_WORDS = ("key", "budget", "channel", "show", "link", "unlink")
 
 
 def new_generation_id() -> str:
@@ -132,7 +133,8 @@ class Engine:
         self.accounts = Accounts(
             store=store, vault=vault, funds=self.funds, now=now, on_secret=on_secret
         )
-        self.team = Team(store=store, now=now, usable=self.accounts.usable)
+        self.links = Links(store=store, now=now, on_secret=on_secret)
+        self.team = Team(store=store, now=now, usable=self.accounts.usable, links=self.links)
         self._jobs: dict[str, _Running] = {}
         self._closed = False
         self._idle = asyncio.Event()
@@ -217,8 +219,16 @@ class Engine:
 
     # --- the one entry for text --------------------------------------------------------
 
+    async def resolve(self, actor: Actor) -> Actor:
+        """The one place an incoming actor is resolved: its home (linked team and account,
+        :mod:`tmbot.links`) is looked up in the store. Every public entry that takes an actor
+        calls it once; what follows reads keys, budgets, settings and history through
+        ``actor.home``."""
+        return await self.links.resolve(actor)
+
     async def execute(self, actor: Actor, text: str, place: Place) -> Reply:
         """Run the text after ``/taste``. Raises TmbotError with a sentence for the user."""
+        actor = await self.resolve(actor)
         try:
             command = cmds.parse(text)
         except ParseError:
@@ -227,18 +237,19 @@ class Engine:
             raise
         accounts = self.accounts
         if not isinstance(command, cmds.BindKey | cmds.TeamKey):
-            # a key bound anywhere in the workspace never rides along in other text
-            await refuse_bound_keys(self.store, accounts.vault, actor.tenant, text)
+            # a key bound anywhere in the workspace (or its linked team) never rides along
+            for tenant in dict.fromkeys((actor.tenant, actor.home.team, actor.home.tenant)):
+                await refuse_bound_keys(self.store, accounts.vault, tenant, text)
         match command:
             case cmds.Generate():
-                return await self.generate(actor, command, place)
+                return await self._generate(actor, command, place)
             case cmds.Regenerate(generation_id=generation_id):
-                return await self.regenerate(actor, generation_id)
+                return await self._regenerate(actor, generation_id, None, here=place)
             case cmds.Delete(generation_id=generation_id):
-                return await self.delete(actor, generation_id)
+                return await self._delete(actor, generation_id)
             case cmds.Refine():
                 change = cmds.Generate(command.brief, command.options, command.image_urls)
-                return await self._refine(actor, command.generation_id, change, None)
+                return await self._refine(actor, command.generation_id, change, None, here=place)
             case cmds.BindKey(key=None):
                 return KeyFormRequested(command.provider, KeyScope.USER)
             case cmds.BindKey(key=ApiKey() as key):
@@ -264,6 +275,18 @@ class Engine:
                 return await self.team.set_budget(actor, command)
             case cmds.TeamChannel():
                 return await self.team.set_channel(actor, command.enabled, place.channel)
+            case cmds.LinkTeams(code=None):
+                return await self.links.team_code(actor)
+            case cmds.LinkTeams(code=str() as code):
+                return await self.links.join_team(actor, code)
+            case cmds.UnlinkTeams():
+                return await self.links.unlink_team(actor)
+            case cmds.LinkAccounts(code=None):
+                return await self.links.account_code(actor)
+            case cmds.LinkAccounts(code=str() as code):
+                return await self.links.join_account(actor, code)
+            case cmds.UnlinkAccounts():
+                return await self.links.unlink_account(actor)
         raise NotFound("That command is not known.")  # pragma: no cover - exhaustive match
 
     async def bind_key(
@@ -275,7 +298,7 @@ class Engine:
         scope: KeyScope = KeyScope.USER,
     ) -> KeyBound:
         """Bind a key given through a private form (never through channel text)."""
-        return await self.accounts.bind_key(actor, provider, key, scope=scope)
+        return await self.accounts.bind_key(await self.resolve(actor), provider, key, scope=scope)
 
     async def first_time(self, scope: str, key: str, *, ttl: float = 24 * 3600.0) -> bool:
         """Whether a platform event (``scope`` e.g. ``slack-event``, ``key`` its id) is seen
@@ -302,7 +325,12 @@ class Engine:
     async def generate(
         self, actor: Actor, command: cmds.Generate, place: Place
     ) -> GenerationAccepted:
-        defaults = await self.store.get_settings(actor.tenant, actor.user_id)
+        return await self._generate(await self.resolve(actor), command, place)
+
+    async def _generate(
+        self, actor: Actor, command: cmds.Generate, place: Place
+    ) -> GenerationAccepted:
+        defaults = await self.store.get_settings(actor.home.tenant, actor.home.user_id)
         spec = cmds.resolve(
             command.options, defaults, brief=command.brief, image_urls=command.image_urls
         )
@@ -315,8 +343,13 @@ class Engine:
         (unless ``place`` says otherwise), paid by ``actor`` (their own key, else the team's
         key within their budget; never the original requester's personal key). Repeated
         triggers by one person within REGENERATE_WINDOW count once, across restarts."""
+        return await self._regenerate(await self.resolve(actor), generation_id, place)
+
+    async def _regenerate(
+        self, actor: Actor, generation_id: str, place: Place | None, *, here: Place | None = None
+    ) -> GenerationAccepted:
         original = await self._usable_original(actor, generation_id)
-        marker = f"{actor.tenant}|{actor.user_id}|{original.id}"
+        marker = f"{actor.home.tenant}|{actor.home.user_id}|{original.id}"
         new_id = new_generation_id()
         earlier = await self.store.remember(
             "regenerate", marker, value=new_id, now=self._now(), ttl=REGENERATE_WINDOW
@@ -329,7 +362,7 @@ class Engine:
         try:
             gen = await self._accept(
                 actor,
-                place or await self._follow_up_place(original),
+                place or await self._follow_up_place(actor, original, here),
                 original.spec,
                 regenerated_from=original.id,
                 generation_id=new_id,
@@ -346,10 +379,17 @@ class Engine:
         over its parameters (the new flags win), and its image as the first reference while
         the provider's link to it lives (within the provider's cap). Paid like a
         regenerate; posted with a card of its own in the original's thread."""
+        actor = await self.resolve(actor)
         return await self._refine(actor, generation_id, cmds.parse_refinement(text), place)
 
     async def _refine(
-        self, actor: Actor, generation_id: str, change: cmds.Generate, place: Place | None
+        self,
+        actor: Actor,
+        generation_id: str,
+        change: cmds.Generate,
+        place: Place | None,
+        *,
+        here: Place | None = None,
     ) -> GenerationAccepted:
         original = await self._usable_original(actor, generation_id)
         brief = " ".join(w for w in (original.spec.brief, change.brief) if w)
@@ -361,7 +401,7 @@ class Engine:
         )
         gen = await self._accept(
             actor,
-            place or await self._follow_up_place(original),
+            place or await self._follow_up_place(actor, original, here),
             spec,
             regenerated_from=original.id,
         )
@@ -397,9 +437,16 @@ class Engine:
             raise NotFound("That result was deleted, so it cannot be made again; ask anew.")
         return original
 
-    async def _follow_up_place(self, original: Generation) -> Place:
+    async def _follow_up_place(
+        self, actor: Actor, original: Generation, here: Place | None
+    ) -> Place:
         """Where another of ``original`` goes: its channel, in its thread (the thread its
-        card started, when it was not in one), with a card of its own."""
+        card started, when it was not in one), with a card of its own. Asked for from a
+        linked team's other platform, it goes ``here``: places stay on the actor's own."""
+        if original.place.platform != actor.platform:
+            if here is None:
+                raise NotFound("That result was made on another platform; ask for it there.")
+            return here
         thread = original.place.thread
         if thread is None:
             cards = [
@@ -416,8 +463,12 @@ class Engine:
         admins. A generation still waiting for a slot is cancelled (nothing was sent,
         nothing is charged; a ``Failed`` event says so); one already at the provider cannot
         be stopped and is refused until it has ended. Deleting twice is harmless."""
+        return await self._delete(await self.resolve(actor), generation_id)
+
+    async def _delete(self, actor: Actor, generation_id: str) -> DeleteAccepted:
         gen = await self._generation_in(actor, generation_id)
-        if gen.actor.user_id != actor.user_id and not actor.is_admin:
+        asked = (gen.actor.home.tenant, gen.actor.home.user_id)
+        if asked != (actor.home.tenant, actor.home.user_id) and not actor.is_admin:
             raise NotPermitted(
                 "Only the person who asked for that image, or a workspace admin, can delete it."
             )
@@ -471,7 +522,10 @@ class Engine:
 
     async def _generation_in(self, actor: Actor, generation_id: str) -> Generation:
         gen = await self.store.get_generation(generation_id.strip().strip("`").lower())
-        if gen is None or gen.actor.tenant != actor.tenant:
+        # one team's results, on whichever of its platforms they were made
+        if gen is None or (
+            gen.actor.tenant != actor.tenant and gen.actor.home.team != actor.home.team
+        ):
             raise NotFound("That result is not one tmbot knows in this workspace.")
         return gen
 
@@ -517,7 +571,7 @@ class Engine:
             generation_id=gen.id,
             # limits belong to the key itself, however many bindings share it
             lane_id=f"{gen.key.provider}:{hashlib.sha256(key.secret.encode()).hexdigest()[:16]}",
-            user=f"{gen.actor.tenant}:{gen.actor.user_id}",
+            user=f"{gen.actor.home.tenant}:{gen.actor.home.user_id}",
             key=key,
             spec=gen.spec,
             task_id=gen.task_id,

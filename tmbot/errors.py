@@ -38,6 +38,11 @@ class NotPermitted(TmbotError):
     """The actor may not do this (e.g. a non-admin running a ``team`` command)."""
 
 
+class LinkRefused(TmbotError):
+    """A ``link`` / ``team link`` that cannot be done (an unknown, expired or used code, one
+    from the same platform, tenants that are not one team); nothing was changed."""
+
+
 class NotFound(TmbotError):
     """A thing the user referred to does not exist (a generation, a key binding)."""
 

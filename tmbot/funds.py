@@ -84,7 +84,7 @@ class Funds:
             return
         ref = binding.ref
         if ref.scope is KeyScope.TEAM:
-            allowance = await self.allowance(actor.tenant, actor.user_id)
+            allowance = await self.allowance(actor.home.team, actor.home.user_id)
             left = allowance.left
             if allowance.budget is not None and left is not None and cost > left:
                 budget = allowance.budget

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tmbot.domain import ProviderName
+from tmbot.domain import Home, ProviderName
 from tmbot.events import Event
 from tmbot.records import (
     Budget,
@@ -16,11 +16,14 @@ from tmbot.records import (
     KeyBinding,
     KeyRef,
     KeyScope,
+    LinkCode,
     MessageLink,
     NewEvent,
     OutboxEntry,
     Overview,
+    PersonLink,
     Spend,
+    TeamLink,
     UserSettings,
 )
 
@@ -186,6 +189,42 @@ class Store(Protocol):
         recorded it. Holds across restarts (and processes sharing the store)."""
 
     async def forget(self, scope: str, key: str) -> None: ...
+
+    # --- linked teams and accounts -------------------------------------------------------
+    async def put_link_code(self, code: LinkCode) -> None:
+        """Store a new code (its hash, never the code). The issuer's earlier unused codes of
+        the same kind are withdrawn; codes long past their expiry are forgotten."""
+
+    async def get_link_code(self, code_hash: str) -> LinkCode | None: ...
+
+    async def team_link(self, tenant: str) -> TeamLink | None:
+        """The team link ``tenant`` takes part in (as home or joined), if any."""
+
+    async def link_teams(self, link: TeamLink, *, code_hash: str, now: float) -> bool:
+        """In one transaction: use the code (only if it is an unused, unexpired team code
+        made in ``link.home``) and record the link (only if neither tenant takes part in a
+        team link yet), re-homing both tenants' generations. False: nothing was written."""
+
+    async def unlink_teams(self, tenant: str) -> TeamLink | None:
+        """Remove ``tenant``'s team link and every person link between its two tenants in
+        one transaction, re-homing their generations; the removed link, or None."""
+
+    async def person_links(self, tenant: str, user_id: str) -> list[PersonLink]:
+        """The person links the account takes part in (as home or joined)."""
+
+    async def link_people(self, link: PersonLink, *, code_hash: str, now: float) -> bool:
+        """In one transaction: use the code (only if it is an unused, unexpired person code
+        made by the home account) and record the link (only if the two tenants are
+        team-linked and neither account takes part in a person link yet), re-homing the
+        joined account's generations. False: nothing was written."""
+
+    async def unlink_people(self, tenant: str, user_id: str) -> list[PersonLink]:
+        """Remove the person links the account takes part in, re-homing their generations;
+        the removed links."""
+
+    async def resolve_home(self, tenant: str, user_id: str) -> Home | None:
+        """Where the account's things are kept when its tenant or itself is linked (see
+        :class:`tmbot.domain.Home`); None when neither is."""
 
     # --- operations --------------------------------------------------------------------
     async def overview(self, *, failures: int = 5) -> Overview:

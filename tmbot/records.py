@@ -147,6 +147,56 @@ class Spend:
     images: int = 0
 
 
+# --- linked teams and accounts -----------------------------------------------------------
+
+
+class LinkKind(StrEnum):
+    TEAM = "team"  # ``team link``: two tenants become one team
+    PERSON = "person"  # ``link``: one person's two accounts become one
+
+
+@dataclass(frozen=True)
+class LinkCode:
+    """A one-time code as stored: only its hash (:func:`tmbot.links.code_hash`), who made it
+    where, and until when it may be used; ``used_at`` is set when a link used it."""
+
+    code_hash: str
+    kind: LinkKind
+    tenant: str  # where it was made (its platform is the tenant's prefix)
+    user_id: str  # who made it
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+
+    @property
+    def platform(self) -> str:
+        return self.tenant.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class TeamLink:
+    """``joined`` shares ``home``'s team: its keys, budgets and team-key use. A tenant takes
+    part in at most one team link."""
+
+    home: str
+    joined: str
+    linked_by: str  # the admin who typed the code (a user id of ``joined``)
+    linked_at: float
+
+
+@dataclass(frozen=True)
+class PersonLink:
+    """The account ``(tenant, user_id)`` uses the account ``(home_tenant, home_user_id)``'s
+    keys, settings and history, and counts as that member in the team's budgets. Only
+    between the two tenants of one team link."""
+
+    home_tenant: str
+    home_user_id: str
+    tenant: str
+    user_id: str
+    linked_at: float
+
+
 # --- the outbox ------------------------------------------------------------------------
 
 

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tmbot.domain import ProviderName
-from tmbot.records import Budget, Generation, KeyScope, Spend, UserSettings
+from tmbot.records import (
+    Budget,
+    Generation,
+    KeyScope,
+    LinkKind,
+    PersonLink,
+    Spend,
+    TeamLink,
+    UserSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,62 @@ class DeleteAccepted:
     cancelled: bool
 
 
+@dataclass(frozen=True)
+class KeyNote:
+    """A key named by provider and fingerprint (never the key)."""
+
+    provider: ProviderName
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class LinkCodeIssued:
+    """A one-time code for ``team link`` or ``link``, shown only to whoever asked (it is a
+    secret until it is used or expires)."""
+
+    kind: LinkKind
+    code: str  # as shown: ABCD-EFGH-JKLM
+    platform: str  # where it was made: it is typed on another platform
+    expires_at: float
+    now: float
+
+
+@dataclass(frozen=True)
+class TeamsLinked:
+    """``team link CODE`` joined this tenant to ``link.home``'s team. ``team_keys`` are the
+    team's keys now (the home's); ``set_aside_keys`` and ``set_aside_budgets`` are this
+    tenant's own, kept unused until ``team unlink``."""
+
+    link: TeamLink
+    team_keys: tuple[KeyNote, ...]
+    set_aside_keys: tuple[KeyNote, ...]
+    set_aside_budgets: int
+
+
+@dataclass(frozen=True)
+class TeamsUnlinked:
+    """The removed link (None: there was none); accounts linked across it were unlinked
+    with it."""
+
+    link: TeamLink | None
+
+
+@dataclass(frozen=True)
+class AccountsLinked:
+    """``link CODE`` made this account use the home account's keys, settings and history;
+    its own keys and settings are kept unused until ``unlink``."""
+
+    link: PersonLink
+    set_aside_keys: tuple[KeyNote, ...]
+    set_aside_settings: bool
+
+
+@dataclass(frozen=True)
+class AccountsUnlinked:
+    links: tuple[PersonLink, ...]  # empty: there was nothing to undo
+    here: str = ""  # the tenant of the account that asked
+
+
 Reply = (
     GenerationAccepted
     | KeyFormRequested
@@ -170,4 +235,9 @@ Reply = (
     | BudgetRemoved
     | ChannelSet
     | DeleteAccepted
+    | LinkCodeIssued
+    | TeamsLinked
+    | TeamsUnlinked
+    | AccountsLinked
+    | AccountsUnlinked
 )

@@ -14,6 +14,7 @@ from tmbot.domain import Actor, ProviderName
 from tmbot.errors import NotPermitted
 from tmbot.funds import period_start, priced
 from tmbot.keystate import unusable_note
+from tmbot.links import Links
 from tmbot.ports import Store
 from tmbot.records import (
     DEFAULT_MEMBER,
@@ -39,8 +40,8 @@ def require_admin(actor: Actor) -> None:
     """Refuse a team command (or a team key) to anyone who is not a workspace admin."""
     if not actor.is_admin:
         raise NotPermitted(
-            "Only workspace admins can see or change the team's key, budgets and channel "
-            "setting; ask one of them."
+            "Only workspace admins can see or change the team's key, budgets, channel "
+            "setting and links; ask one of them."
         )
 
 
@@ -54,8 +55,10 @@ class Team:
         store: Store,
         now: Callable[[], float],
         usable: Callable[[KeyBinding], bool] = lambda binding: True,
+        links: Links | None = None,
     ) -> None:
         self.store = store
+        self.links = links or Links(store=store, now=now)
         self._now = now
         #: False for a key this process cannot decrypt (see tmbot.keystate)
         self._usable = usable
@@ -64,8 +67,11 @@ class Team:
         self, actor: Actor, command: cmds.TeamBudget
     ) -> BudgetSaved | BudgetRemoved:
         require_admin(actor)
-        tenant = actor.tenant
-        member = command.target if command.target is not None else DEFAULT_MEMBER
+        tenant = actor.home.team
+        member = DEFAULT_MEMBER
+        if command.target is not None:
+            # a member named here counts as their linked account, if they linked one
+            member = await self.links.member(actor.tenant, command.target)
         if command.remove:
             removed = await self.store.delete_budget(tenant, member)
             fallback = None
@@ -84,7 +90,8 @@ class Team:
         return BudgetSaved(budget=budget, team_has_key=team_key is not None)
 
     async def set_channel(self, actor: Actor, enabled: bool, channel: str) -> ChannelSet:
-        """Make the channel the command was typed in a request channel (or not)."""
+        """Make the channel the command was typed in a request channel (or not). Channels
+        stay with the platform's own tenant, where its adapter looks them up."""
         require_admin(actor)
         changed = await self.store.set_request_channel(
             actor.tenant, channel, enabled=enabled, by=actor.user_id, at=self._now()
@@ -95,7 +102,7 @@ class Team:
         """The team's keys (fingerprints and balances), the channel setting, the budgets, and
         each member's use of the team key this period."""
         require_admin(actor)
-        tenant, now = actor.tenant, self._now()
+        tenant, now = actor.home.team, self._now()
         keys = []
         for provider in ProviderName:
             binding = await self.store.get_key(KeyRef(KeyScope.TEAM, tenant, "", provider))
@@ -112,7 +119,7 @@ class Team:
         budgets = await self.store.list_budgets(tenant)
         return TeamView(
             keys=tuple(keys),
-            request_channels=tuple(await self.store.request_channels(tenant)),
+            request_channels=tuple(await self.store.request_channels(actor.tenant)),
             budgets=tuple(budgets),
             members=await self._members(tenant, budgets, now),
             now=now,

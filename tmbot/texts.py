@@ -15,10 +15,13 @@ from tmbot.records import (
     Generation,
     GenStatus,
     KeyScope,
+    LinkKind,
     Overview,
     UserSettings,
 )
 from tmbot.replies import (
+    AccountsLinked,
+    AccountsUnlinked,
     BudgetRemoved,
     BudgetSaved,
     ChannelSet,
@@ -30,9 +33,13 @@ from tmbot.replies import (
     HistoryView,
     KeyBound,
     KeyFormRequested,
+    KeyNote,
+    LinkCodeIssued,
     LoggedOut,
     Reply,
     SettingsView,
+    TeamsLinked,
+    TeamsUnlinked,
     TeamView,
 )
 
@@ -145,7 +152,8 @@ HELP_GENERAL = """\
 Flags: `--ar 3:4` aspect ratio · `--pro` / `--fast` / `--model NAME` · `--res 1k|2k|4k` · \
 `--taste realistic-photo` · `--provider vtrix`. Links to images in the text become references.
 Commands: `key` (bind your API key) · `logout` · `credits` · `settings [flags|reset]` · \
-`history` · `help flags` · `team key|budget|channel|show` (admins, see `help team`).
+`history` · `link` (your accounts on Slack and Discord) · `help flags` · \
+`team key|budget|channel|show|link` (admins, see `help team`).
 A brief that starts with one of those words goes in quotes: `"history of the Tokyo subway"`.
 React 🔁 on a result to make another, paid with your own key or budget."""
 
@@ -202,7 +210,9 @@ def _help_text(topic: str | None) -> str:
             "`@bob off`) caps a member's use of it in credits; `/taste team channel on|off` "
             "typed in a channel makes every new message there a brief (or stops it); "
             "`/taste team show` lists keys, budgets "
-            "and this period's use. Without any budget the team key is not capped."
+            "and this period's use. Without any budget the team key is not capped. "
+            "`/taste team link` gives a code that an admin on the other platform (Slack or "
+            "Discord) types there, making the two one team; `/taste team unlink` undoes it."
         )
     return HELP_GENERAL
 
@@ -269,6 +279,142 @@ def render(reply: Reply) -> str:
             if cancelled:
                 return f"Cancelled {gen.id} before it was sent; nothing was charged."
             return f"Deleted {gen.id}."
+        case LinkCodeIssued():
+            return link_code_text(reply)
+        case TeamsLinked():
+            return teams_linked_text(reply)
+        case TeamsUnlinked(link=link):
+            if link is None:
+                return "This team is not linked with one on another platform; nothing changed."
+            return (
+                f"{_cap(tenant_name(link.joined))} and {tenant_name(link.home)} are no longer "
+                "one team: each has its own team keys, budgets and use again, and accounts "
+                "linked across them are unlinked."
+            )
+        case AccountsLinked():
+            return accounts_linked_text(reply)
+        case AccountsUnlinked(links=links, here=here):
+            if not links:
+                return "Your account here is not linked with another; nothing changed."
+            others = " and ".join(
+                tenant_name(k.tenant if k.home_tenant == here else k.home_tenant) for k in links
+            )
+            return (
+                f"Your accounts are no longer linked (with {others}): each has its own keys, "
+                "settings and history again."
+            )
+
+
+# --- linked teams and accounts ------------------------------------------------------------
+
+_PLATFORM_NAMES = {"slack": "Slack", "discord": "Discord", "console": "console"}
+#: how a code is typed on each platform, by kind
+_USE_CODE = {
+    LinkKind.TEAM: {
+        "slack": "in Slack `/taste team link {code}`",
+        "discord": "in Discord `/taste-team link code:{code}`",
+        "console": "in the console `team link {code}`",
+    },
+    LinkKind.PERSON: {
+        "slack": "in Slack `/taste link {code}`",
+        "discord": "in Discord `/taste-link code:{code}`",
+        "console": "in the console `link {code}`",
+    },
+}
+
+
+def platform_name(platform: str) -> str:
+    return _PLATFORM_NAMES.get(platform, platform)
+
+
+def tenant_name(tenant: str) -> str:
+    """``the Slack workspace T123``, ``the Discord server 42``, ``the console``."""
+    platform, _, rest = tenant.partition(":")
+    if platform == "slack":
+        return f"the Slack workspace {rest.rsplit(':', 1)[-1]}"
+    if platform == "discord":
+        if rest.startswith("dm:"):
+            return "your Discord direct messages"
+        return f"the Discord server {rest}"
+    if platform == "console":
+        return "the console"
+    return tenant
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _keys(keys: tuple[KeyNote, ...]) -> str:
+    return ", ".join(f"{PROVIDERS[k.provider].display_name} {k.fingerprint}" for k in keys)
+
+
+def link_code_text(reply: LinkCodeIssued) -> str:
+    minutes = max(1, round((reply.expires_at - reply.now) / 60))
+    ways = (
+        " or ".join(
+            way.format(code=reply.code)
+            for platform, way in _USE_CODE[reply.kind].items()
+            if platform != reply.platform and platform != "console"
+        )
+        or "on the other platform"
+    )
+    if reply.kind is LinkKind.TEAM:
+        return (
+            f"Your team link code is `{reply.code}`: it works once, for {minutes} minutes, so "
+            f"keep it private. An admin of the team on the other platform types it there "
+            f"({ways}); that team then shares this one's team keys, budgets and use."
+        )
+    return (
+        f"Your link code is `{reply.code}`: it works once, for {minutes} minutes, so keep it "
+        f"private. Type it where your other account is ({ways}); that account then uses this "
+        "one's keys, settings and history."
+    )
+
+
+def teams_linked_text(reply: TeamsLinked) -> str:
+    link = reply.link
+    text = (
+        f"Linked: {tenant_name(link.joined)} is now one team with {tenant_name(link.home)}, "
+        "sharing its team keys, budgets and use"
+    )
+    text += (
+        f" (team keys: {_keys(reply.team_keys)})."
+        if reply.team_keys
+        else ("; it has no team key yet (an admin on either side can bind one with `team key`).")
+    )
+    aside = []
+    if reply.set_aside_keys:
+        aside.append(f"team keys ({_keys(reply.set_aside_keys)})")
+    if reply.set_aside_budgets:
+        n = reply.set_aside_budgets
+        aside.append(f"{n} budget{'s' if n != 1 else ''}")
+    if aside:
+        text += (
+            f" This side's own {' and '.join(aside)} are set aside, not deleted: unused while "
+            "linked, back after `team unlink`."
+        )
+    return text + " Members can now link their own accounts with `link`."
+
+
+def accounts_linked_text(reply: AccountsLinked) -> str:
+    link = reply.link
+    text = (
+        f"Linked: your account here now uses the keys, settings and history of your account "
+        f"in {tenant_name(link.home_tenant)}, and counts as the same member in the team's "
+        "budgets."
+    )
+    aside = []
+    if reply.set_aside_keys:
+        aside.append(f"keys ({_keys(reply.set_aside_keys)})")
+    if reply.set_aside_settings:
+        aside.append("settings")
+    if aside:
+        text += (
+            f" This account's own {' and '.join(aside)} are set aside, not deleted: back "
+            "after `unlink`."
+        )
+    return text
 
 
 def describe_settings(settings: UserSettings) -> str:

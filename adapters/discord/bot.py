@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 REGENERATE_EMOJI = frozenset({"🔁", "🔄"})
 DELETE_EMOJI = frozenset({"❌", "🗑️", "🗑"})
 #: the first words of /taste text that answer privately (account commands)
-ACCOUNT_WORDS = frozenset({"key", "logout", "credits", "settings", "history", "help", "team"})
+ACCOUNT_WORDS = frozenset(
+    {"key", "logout", "credits", "settings", "history", "help", "team", "link", "unlink"}
+)
 #: account commands whose answers are private: in a channel message they get a pointer to
 #: their slash command instead (``help`` and ``team channel on|off`` are fine in public)
 PRIVATE_WORDS = {
@@ -51,6 +53,14 @@ PRIVATE_WORDS = {
     "credits": "/taste-credits",
     "settings": "/taste-settings",
     "history": "/taste-history",
+    "link": "/taste-link",
+    "unlink": "/taste-unlink",
+}
+#: team commands whose answers are private (``team link`` gives a one-time code)
+PRIVATE_TEAM_WORDS = {
+    "show": "/taste-team show",
+    "link": "/taste-team link",
+    "unlink": "/taste-team unlink",
 }
 
 
@@ -339,8 +349,10 @@ class TasteBot(discord.Client):
         if private is not None and not isinstance(channel, discord.DMChannel):
             await self._say(message, f"That answer is private: use `{private}`.", None)
             return
-        if words[:2] == ["team", "show"] or words == ["team"]:
-            await self._say(message, "That answer is private: use `/taste-team show`.", None)
+        lowered = [w.lower() for w in words[:2]]
+        if lowered == ["team"] or (lowered[:1] == ["team"] and lowered[1] in PRIVATE_TEAM_WORDS):
+            command = PRIVATE_TEAM_WORDS[lowered[1] if len(lowered) > 1 else "show"]
+            await self._say(message, f"That answer is private: use `{command}`.", None)
             return
         thread_id: str | None = None
         if isinstance(channel, discord.Thread):
@@ -520,6 +532,17 @@ def add_commands(bot: TasteBot) -> None:
     async def taste_history(interaction: discord.Interaction) -> None:
         await bot.command(interaction, "history")
 
+    @tree.command(
+        name="taste-link", description="Link your accounts on Slack and Discord (private code)"
+    )
+    @app_commands.describe(code="The code `link` gave you on the other platform; empty: a code")
+    async def taste_link(interaction: discord.Interaction, code: str | None = None) -> None:
+        await bot.command(interaction, f"link {code}" if code else "link")
+
+    @tree.command(name="taste-unlink", description="Unlink your accounts on Slack and Discord")
+    async def taste_unlink(interaction: discord.Interaction) -> None:
+        await bot.command(interaction, "unlink")
+
     @tree.command(name="taste-help", description="How to use tmbot")
     async def taste_help(interaction: discord.Interaction, topic: str = "") -> None:
         await bot.command(interaction, f"help {topic}".strip())
@@ -553,5 +576,14 @@ def add_commands(bot: TasteBot) -> None:
     @app_commands.choices(state=_choices(("on", "off")))
     async def team_channel(interaction: discord.Interaction, state: str) -> None:
         await bot.command(interaction, f"team channel {state}")
+
+    @team.command(name="link", description="Make this server one team with a Slack workspace")
+    @app_commands.describe(code="The code `team link` gave an admin in Slack; empty: a code")
+    async def team_link(interaction: discord.Interaction, code: str | None = None) -> None:
+        await bot.command(interaction, f"team link {code}" if code else "team link")
+
+    @team.command(name="unlink", description="Stop sharing the team with the Slack workspace")
+    async def team_unlink(interaction: discord.Interaction) -> None:
+        await bot.command(interaction, "team unlink")
 
     tree.add_command(team)

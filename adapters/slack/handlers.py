@@ -47,7 +47,7 @@ REGENERATE = frozenset({"repeat", "arrows_counterclockwise", "arrows_clockwise"}
 REMOVE = frozenset({"x", "wastebasket"})
 #: first words of the grammar's account commands (they answer privately, cost nothing)
 ACCOUNT_WORDS = frozenset(
-    {"key", "logout", "credits", "settings", "history", "help", "team", "delete"}
+    {"key", "logout", "credits", "settings", "history", "help", "team", "delete", "link", "unlink"}
 )
 ADMIN_TTL = 300.0
 MEMBER_TTL = 300.0

@@ -1,0 +1,112 @@
+"""The store's side of linked teams and accounts (storage.sqlite on a real file): codes used
+once and only while valid, links guarded inside their transaction, and each generation's
+home recomputed when a link is made or removed — what a PostgreSQL store must also do."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage.sqlite import SqliteStore
+from tests.test_storage_sqlite import make_generation
+from tmbot.domain import Actor, Home
+from tmbot.records import KeyRef, KeyScope, LinkCode, LinkKind, PersonLink, TeamLink
+
+SLACK, DISCORD, OTHER = "slack:T1", "discord:G1", "discord:G2"
+NOW = 10_000.0
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = await SqliteStore.open(tmp_path / "links.db")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def code(
+    name: str, kind: LinkKind = LinkKind.TEAM, *, tenant: str = SLACK, user: str = "U0BOSS"
+) -> LinkCode:
+    return LinkCode(
+        code_hash=f"hash-{name}",
+        kind=kind,
+        tenant=tenant,
+        user_id=user,
+        created_at=NOW,
+        expires_at=NOW + 600,
+    )
+
+
+def team(joined: str = DISCORD, home: str = SLACK) -> TeamLink:
+    return TeamLink(home=home, joined=joined, linked_by="900", linked_at=NOW)
+
+
+async def test_a_code_is_used_once_and_only_before_it_expires(store: SqliteStore) -> None:
+    await store.put_link_code(code("a"))
+    assert not await store.link_teams(team(), code_hash="hash-a", now=NOW + 600)  # expired
+    assert (await store.get_link_code("hash-a")).used_at is None  # type: ignore[union-attr]
+    won = await asyncio.gather(
+        store.link_teams(team(DISCORD), code_hash="hash-a", now=NOW + 1),
+        store.link_teams(team(OTHER), code_hash="hash-a", now=NOW + 1),
+    )
+    assert sorted(won) == [False, True]
+    assert (await store.get_link_code("hash-a")).used_at == NOW + 1  # type: ignore[union-attr]
+
+
+async def test_a_refused_link_leaves_its_code_unused(store: SqliteStore) -> None:
+    await store.put_link_code(code("a"))
+    await store.put_link_code(code("b", tenant=OTHER, user="901"))
+    assert await store.link_teams(team(), code_hash="hash-a", now=NOW)
+    # OTHER's code, used by the already-linked DISCORD: nothing written, the code stays usable
+    assert not await store.link_teams(team(DISCORD, OTHER), code_hash="hash-b", now=NOW)
+    assert (await store.get_link_code("hash-b")).used_at is None  # type: ignore[union-attr]
+    assert await store.team_link(OTHER) is None
+
+
+async def test_a_new_code_withdraws_the_makers_earlier_one(store: SqliteStore) -> None:
+    await store.put_link_code(code("a"))
+    await store.put_link_code(dataclasses.replace(code("b"), created_at=NOW + 5))
+    assert await store.get_link_code("hash-a") is None
+    assert await store.get_link_code("hash-b") is not None
+
+
+async def test_links_rehome_generations_and_unlinking_restores_them(store: SqliteStore) -> None:
+    dora = Actor("discord", DISCORD, "700")
+    team_key = KeyRef(KeyScope.TEAM, SLACK, "", make_generation().key.provider)
+    await store.insert_generation(make_generation("before", actor=dora))
+    await store.put_link_code(code("t"))
+    assert await store.link_teams(team(), code_hash="hash-t", now=NOW)
+    await store.put_link_code(code("p", LinkKind.PERSON, user="U0DORA"))
+    person = PersonLink(SLACK, "U0DORA", DISCORD, "700", NOW)
+    assert await store.link_people(person, code_hash="hash-p", now=NOW)
+    assert await store.resolve_home(DISCORD, "700") == Home(SLACK, SLACK, "U0DORA")
+    assert await store.resolve_home(DISCORD, "701") == Home(SLACK, DISCORD, "701")
+    assert await store.resolve_home(SLACK, "U0DORA") is None
+    linked = dataclasses.replace(dora, linked=Home(SLACK, SLACK, "U0DORA"))
+    await store.insert_generation(make_generation("during", actor=linked, key=team_key))
+    # her history and her use of the team key are one, from either account
+    mine = await store.recent_generations(SLACK, "U0DORA")
+    assert [g.id for g in mine] == ["during", "before"]
+    assert mine[1].actor.home == Home(SLACK, SLACK, "U0DORA")
+    spent = await store.spend_by_member(
+        SLACK, scope=KeyScope.TEAM, provider=team_key.provider, since=0
+    )
+    assert list(spent) == ["U0DORA"]
+    assert await store.unlink_teams(SLACK) == team()
+    assert await store.person_links(DISCORD, "700") == []  # went with the team link
+    assert await store.resolve_home(DISCORD, "700") is None
+    back = await store.recent_generations(DISCORD, "700")
+    assert [g.id for g in back] == ["during", "before"]
+    assert all(g.actor.linked is None for g in back)
+
+
+async def test_a_person_link_needs_the_team_link(store: SqliteStore) -> None:
+    await store.put_link_code(code("p", LinkKind.PERSON, user="U0DORA"))
+    person = PersonLink(SLACK, "U0DORA", DISCORD, "700", NOW)
+    assert not await store.link_people(person, code_hash="hash-p", now=NOW)
+    assert (await store.get_link_code("hash-p")).used_at is None  # type: ignore[union-attr]
