@@ -46,7 +46,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from storage import rows
-from tmbot.domain import ProviderName
+from tmbot.domain import Home, ProviderName
 from tmbot.errors import ConfigError, DatabaseInUse, NotFound
 from tmbot.records import (
     Budget,
@@ -57,11 +57,15 @@ from tmbot.records import (
     KeyLoad,
     KeyRef,
     KeyScope,
+    LinkCode,
+    LinkKind,
     MessageLink,
     NewEvent,
     OutboxEntry,
     Overview,
+    PersonLink,
     Spend,
+    TeamLink,
     UserSettings,
 )
 
@@ -78,6 +82,7 @@ SCHEMES = ("postgresql", "postgres")
 LOCK_CLASS = 0x746D6274  # "tmbt"
 ENGINE_LOCK = 1  # one engine per database (until lanes are owned per key)
 MIGRATION_LOCK = 2  # held (per transaction) while a migration is applied
+LINKS_LOCK = 3  # held (per transaction) while team or person links change
 
 #: Seconds a starting engine waits for the engine lock before it is refused: a process that
 #: was just killed may still hold it for the moment its server session takes to end.
@@ -341,13 +346,15 @@ _INSERT_GENERATION = (
     + ", ".join(f"${n}" for n in range(1, len(_COLUMNS) + 1))
     + ")"
 )
-assert _COLUMNS[0] == "id"  # noqa: S101 (the UPDATEs below bind the id as $1)
+#: What an update writes: every column but the id and the home (set when the generation is
+#: stored, then recomputed only by link changes, as in storage.sqlite).
+_UPDATE_COLUMNS = [c for c in _COLUMNS if c not in ("id", *rows.HOME_COLUMNS)]
 _UPDATE_GENERATION = (
     "UPDATE generations SET "  # noqa: S608
-    + ", ".join(f"{c} = ${n}" for n, c in enumerate(_COLUMNS, start=1) if c != "id")
+    + ", ".join(f"{c} = ${n}" for n, c in enumerate(_UPDATE_COLUMNS, start=2))
     + " WHERE id = $1"
 )
-_TRANSITION_GENERATION = _UPDATE_GENERATION + f" AND status = ${len(_COLUMNS) + 1}"
+_TRANSITION_GENERATION = _UPDATE_GENERATION + f" AND status = ${len(_UPDATE_COLUMNS) + 2}"
 _SELECT_GENERATION = "SELECT " + ", ".join(_COLUMNS) + " FROM generations"  # noqa: S608
 _OUTBOX_COLUMNS = (
     "id, generation_id, platform, seq, kind, payload, attempts, next_attempt_at,"
@@ -377,9 +384,10 @@ _SPEND_FROM = (
     " FROM generations WHERE key_tenant = $1 AND key_scope = $2 AND key_provider = $3"
     " AND created_at >= $4"
 )
-_SPEND = f"SELECT {_SPENT}{_SPEND_FROM} AND actor_user_id = $5"
+# members are counted by their home account (a linked account counts as its home's member)
+_SPEND = f"SELECT {_SPENT}{_SPEND_FROM} AND home_user_id = $5"
 _SPEND_BY_MEMBER = (
-    f"SELECT actor_user_id, {_SPENT}{_SPEND_FROM} GROUP BY actor_user_id ORDER BY actor_user_id"
+    f"SELECT home_user_id, {_SPENT}{_SPEND_FROM} GROUP BY home_user_id ORDER BY home_user_id"
 )
 
 _OVERVIEW_KEYS = """
@@ -397,9 +405,49 @@ ORDER BY running DESC, waiting DESC
 """
 
 
+# Linked teams and accounts (as storage.sqlite). A code is used at most once: only while
+# unused and unexpired, of the kind asked for, made where it claims; the row lock makes a
+# second use wait and then find it used.
+_USE_CODE = (
+    "UPDATE link_codes SET used_at = $1 WHERE code_hash = $2 AND kind = $3 AND tenant = $4"
+    " AND used_at IS NULL AND expires_at > $1"
+)
+#: how long past their expiry used and expired codes are kept (to say "expired", not "unknown")
+_CODE_MEMORY = 24 * 3600.0
+# Where each generation of the two tenants is kept now: its tenant's team and its
+# requester's linked account, else their own.
+_REHOME = """
+UPDATE generations SET
+    home_team = COALESCE(
+        (SELECT t.home FROM team_links t WHERE t.joined = generations.actor_tenant),
+        actor_tenant),
+    home_tenant = COALESCE(
+        (SELECT p.home_tenant FROM person_links p
+         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
+        actor_tenant),
+    home_user_id = COALESCE(
+        (SELECT p.home_user_id FROM person_links p
+         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
+        actor_user_id)
+WHERE actor_tenant IN ($1, $2)
+"""
+_PERSON_LINK_COLUMNS = "home_tenant, home_user_id, tenant, user_id, linked_at"
+_OF_ACCOUNT = " WHERE (tenant = $1 AND user_id = $2) OR (home_tenant = $1 AND home_user_id = $2)"
+
+
+class _NotLinked(Exception):
+    """A link's conditions did not hold inside its transaction: roll it back."""
+
+
 def _generation_values(generation: Generation) -> list[object]:
     row = rows.generation_to_row(generation)
     return [row[c] for c in _COLUMNS]
+
+
+def _update_values(generation: Generation) -> list[object]:
+    """``$1`` the id, then :data:`_UPDATE_COLUMNS`."""
+    row = rows.generation_to_row(generation)
+    return [row["id"], *(row[c] for c in _UPDATE_COLUMNS)]
 
 
 def _count(status: str) -> int:
@@ -717,7 +765,7 @@ class PostgresStore:
             _SPEND_BY_MEMBER, tenant, scope.value, provider.value, float(since)
         )
         return {
-            str(row["actor_user_id"]): Spend(
+            str(row["home_user_id"]): Spend(
                 credits=float(row["credits"]), images=int(row["images"])
             )
             for row in found
@@ -748,7 +796,7 @@ class PostgresStore:
     ) -> list[OutboxEntry] | None:
         async with self._write() as conn:
             status = await conn.execute(
-                _TRANSITION_GENERATION, *_generation_values(generation), expect.value
+                _TRANSITION_GENERATION, *_update_values(generation), expect.value
             )
             if _count(status) == 0:
                 return None
@@ -757,7 +805,7 @@ class PostgresStore:
     async def update_generation(self, generation: Generation) -> None:
         """Replace the stored row with the same id; :class:`NotFound` if there is none."""
         async with self._write() as conn:
-            status = await conn.execute(_UPDATE_GENERATION, *_generation_values(generation))
+            status = await conn.execute(_UPDATE_GENERATION, *_update_values(generation))
             if _count(status) == 0:
                 raise NotFound("That generation no longer exists.")
 
@@ -778,7 +826,7 @@ class PostgresStore:
         if limit <= 0:
             return []
         found = await self._fetch(
-            _SELECT_GENERATION + " WHERE actor_tenant = $1 AND actor_user_id = $2"
+            _SELECT_GENERATION + " WHERE home_tenant = $1 AND home_user_id = $2"
             " ORDER BY created_at DESC, id DESC LIMIT $3",
             tenant,
             user_id,
@@ -1003,6 +1051,199 @@ class PostgresStore:
     async def forget(self, scope: str, key: str) -> None:
         async with self._write() as conn:
             await conn.execute("DELETE FROM seen WHERE scope = $1 AND key = $2", scope, key)
+
+    # --- linked teams and accounts -----------------------------------------------------
+
+    async def _links_changing(self, conn: PoolConnectionProxy[Any]) -> None:
+        """Link changes run one at a time (a transaction lock): each checks that neither
+        side is linked yet and then writes, which concurrent transactions could otherwise
+        both pass (SQLite runs every write alone)."""
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, LINKS_LOCK)
+
+    async def put_link_code(self, code: LinkCode) -> None:
+        async with self._write() as conn:
+            # codes a day past their expiry are forgotten (until then they are still told
+            # apart from codes that never existed)
+            await conn.execute(
+                "DELETE FROM link_codes WHERE expires_at < $1",
+                float(code.created_at - _CODE_MEMORY),
+            )
+            await conn.execute(
+                "DELETE FROM link_codes"
+                " WHERE tenant = $1 AND user_id = $2 AND kind = $3 AND used_at IS NULL",
+                code.tenant,
+                code.user_id,
+                code.kind.value,
+            )
+            await conn.execute(
+                "INSERT INTO link_codes (code_hash, kind, tenant, user_id, created_at,"
+                " expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                code.code_hash,
+                code.kind.value,
+                code.tenant,
+                code.user_id,
+                float(code.created_at),
+                float(code.expires_at),
+                None if code.used_at is None else float(code.used_at),
+            )
+
+    async def get_link_code(self, code_hash: str) -> LinkCode | None:
+        found = await self._fetch(
+            "SELECT code_hash, kind, tenant, user_id, created_at, expires_at, used_at"
+            " FROM link_codes WHERE code_hash = $1",
+            code_hash,
+        )
+        if not found:
+            return None
+        row = found[0]
+        return LinkCode(
+            code_hash=row["code_hash"],
+            kind=LinkKind(row["kind"]),
+            tenant=row["tenant"],
+            user_id=row["user_id"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            used_at=row["used_at"],
+        )
+
+    async def team_link(self, tenant: str) -> TeamLink | None:
+        found = await self._fetch(
+            "SELECT home, joined, linked_by, linked_at FROM team_links"
+            " WHERE joined = $1 OR home = $1",
+            tenant,
+        )
+        return rows.team_link_from_row(found[0]) if found else None
+
+    async def link_teams(self, link: TeamLink, *, code_hash: str, now: float) -> bool:
+        try:
+            async with self._write() as conn:
+                await self._links_changing(conn)
+                used = await conn.execute(_USE_CODE, float(now), code_hash, "team", link.home)
+                if _count(used) != 1:
+                    raise _NotLinked
+                made = await conn.execute(
+                    "INSERT INTO team_links (joined, home, linked_by, linked_at)"
+                    " SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM team_links"
+                    " WHERE joined IN ($1, $2) OR home IN ($1, $2))",
+                    link.joined,
+                    link.home,
+                    link.linked_by,
+                    float(link.linked_at),
+                )
+                if _count(made) != 1:
+                    raise _NotLinked
+                await conn.execute(_REHOME, link.home, link.joined)
+        except _NotLinked:
+            return False
+        return True
+
+    async def unlink_teams(self, tenant: str) -> TeamLink | None:
+        async with self._write() as conn:
+            await self._links_changing(conn)
+            found = await conn.fetch(
+                "SELECT home, joined, linked_by, linked_at FROM team_links"
+                " WHERE joined = $1 OR home = $1",
+                tenant,
+            )
+            if not found:
+                return None
+            link = rows.team_link_from_row(found[0])
+            await conn.execute(
+                "DELETE FROM person_links WHERE tenant IN ($1, $2) OR home_tenant IN ($1, $2)",
+                link.home,
+                link.joined,
+            )
+            await conn.execute("DELETE FROM team_links WHERE joined = $1", link.joined)
+            await conn.execute(_REHOME, link.home, link.joined)
+            return link
+
+    async def person_links(self, tenant: str, user_id: str) -> list[PersonLink]:
+        found = await self._fetch(
+            f"SELECT {_PERSON_LINK_COLUMNS} FROM person_links"  # noqa: S608
+            + _OF_ACCOUNT
+            + " ORDER BY linked_at",
+            tenant,
+            user_id,
+        )
+        return [rows.person_link_from_row(row) for row in found]
+
+    async def link_people(self, link: PersonLink, *, code_hash: str, now: float) -> bool:
+        try:
+            async with self._write() as conn:
+                await self._links_changing(conn)
+                used = await conn.execute(
+                    _USE_CODE + " AND user_id = $5",
+                    float(now),
+                    code_hash,
+                    "person",
+                    link.home_tenant,
+                    link.home_user_id,
+                )
+                if _count(used) != 1:
+                    raise _NotLinked
+                made = await conn.execute(
+                    "INSERT INTO person_links (tenant, user_id, home_tenant, home_user_id,"
+                    " linked_at) SELECT $1, $2, $3, $4, $5"
+                    " WHERE EXISTS (SELECT 1 FROM team_links"
+                    "   WHERE (home = $3 AND joined = $1) OR (joined = $3 AND home = $1))"
+                    " AND NOT EXISTS (SELECT 1 FROM person_links"
+                    "   WHERE (tenant = $1 AND user_id = $2)"
+                    "   OR (home_tenant = $1 AND home_user_id = $2)"
+                    "   OR (tenant = $3 AND user_id = $4)"
+                    "   OR (home_tenant = $3 AND home_user_id = $4))",
+                    link.tenant,
+                    link.user_id,
+                    link.home_tenant,
+                    link.home_user_id,
+                    float(link.linked_at),
+                )
+                if _count(made) != 1:
+                    raise _NotLinked
+                await conn.execute(_REHOME, link.home_tenant, link.tenant)
+        except _NotLinked:
+            return False
+        return True
+
+    async def unlink_people(self, tenant: str, user_id: str) -> list[PersonLink]:
+        async with self._write() as conn:
+            await self._links_changing(conn)
+            found = await conn.fetch(
+                f"SELECT {_PERSON_LINK_COLUMNS} FROM person_links"  # noqa: S608
+                + _OF_ACCOUNT
+                + " ORDER BY linked_at",
+                tenant,
+                user_id,
+            )
+            links = [rows.person_link_from_row(row) for row in found]
+            if links:
+                await conn.execute(
+                    "DELETE FROM person_links" + _OF_ACCOUNT,  # noqa: S608
+                    tenant,
+                    user_id,
+                )
+            for link in links:
+                await conn.execute(_REHOME, link.home_tenant, link.tenant)
+            return links
+
+    async def resolve_home(self, tenant: str, user_id: str) -> Home | None:
+        found = await self._fetch(
+            "SELECT"
+            " (SELECT home FROM team_links WHERE joined = $1) AS team,"
+            " (SELECT home_tenant FROM person_links"
+            "   WHERE tenant = $1 AND user_id = $2) AS home_tenant,"
+            " (SELECT home_user_id FROM person_links"
+            "   WHERE tenant = $1 AND user_id = $2) AS home_user_id",
+            tenant,
+            user_id,
+        )
+        row = found[0]
+        if row["team"] is None and row["home_tenant"] is None:
+            return None
+        return Home(
+            team=row["team"] or tenant,
+            tenant=row["home_tenant"] or tenant,
+            user_id=row["home_user_id"] or user_id,
+        )
 
     # --- migrate-db -------------------------------------------------------------------
 

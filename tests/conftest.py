@@ -61,3 +61,13 @@ async def pg_url(pg_cluster: Cluster) -> AsyncIterator[str]:
         yield url
     finally:
         await pg_cluster.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database of each kind: a SQLite file in ``tmp_path``, a fresh
+    PostgreSQL database (the Store contract tests run on both)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -1,19 +1,19 @@
-"""The store's side of linked teams and accounts (storage.sqlite on a real file): codes used
-once and only while valid, links guarded inside their transaction, and each generation's
-home recomputed when a link is made or removed — what a PostgreSQL store must also do."""
+"""The store's side of linked teams and accounts, on SQLite and PostgreSQL alike (part of
+the Store contract): codes used once and only while valid, links guarded inside their
+transaction, and each generation's home recomputed when a link is made or removed."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from storage.sqlite import SqliteStore
+from storage import open_store
 from tests.test_storage_sqlite import make_generation
 from tmbot.domain import Actor, Home
+from tmbot.ports import Store
 from tmbot.records import KeyRef, KeyScope, LinkCode, LinkKind, PersonLink, TeamLink
 
 SLACK, DISCORD, OTHER = "slack:T1", "discord:G1", "discord:G2"
@@ -21,8 +21,8 @@ NOW = 10_000.0
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "links.db")
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(store_url)
     try:
         yield opened
     finally:
@@ -46,7 +46,7 @@ def team(joined: str = DISCORD, home: str = SLACK) -> TeamLink:
     return TeamLink(home=home, joined=joined, linked_by="900", linked_at=NOW)
 
 
-async def test_a_code_is_used_once_and_only_before_it_expires(store: SqliteStore) -> None:
+async def test_a_code_is_used_once_and_only_before_it_expires(store: Store) -> None:
     await store.put_link_code(code("a"))
     assert not await store.link_teams(team(), code_hash="hash-a", now=NOW + 600)  # expired
     assert (await store.get_link_code("hash-a")).used_at is None  # type: ignore[union-attr]
@@ -58,7 +58,7 @@ async def test_a_code_is_used_once_and_only_before_it_expires(store: SqliteStore
     assert (await store.get_link_code("hash-a")).used_at == NOW + 1  # type: ignore[union-attr]
 
 
-async def test_a_refused_link_leaves_its_code_unused(store: SqliteStore) -> None:
+async def test_a_refused_link_leaves_its_code_unused(store: Store) -> None:
     await store.put_link_code(code("a"))
     await store.put_link_code(code("b", tenant=OTHER, user="901"))
     assert await store.link_teams(team(), code_hash="hash-a", now=NOW)
@@ -68,14 +68,14 @@ async def test_a_refused_link_leaves_its_code_unused(store: SqliteStore) -> None
     assert await store.team_link(OTHER) is None
 
 
-async def test_a_new_code_withdraws_the_makers_earlier_one(store: SqliteStore) -> None:
+async def test_a_new_code_withdraws_the_makers_earlier_one(store: Store) -> None:
     await store.put_link_code(code("a"))
     await store.put_link_code(dataclasses.replace(code("b"), created_at=NOW + 5))
     assert await store.get_link_code("hash-a") is None
     assert await store.get_link_code("hash-b") is not None
 
 
-async def test_links_rehome_generations_and_unlinking_restores_them(store: SqliteStore) -> None:
+async def test_links_rehome_generations_and_unlinking_restores_them(store: Store) -> None:
     dora = Actor("discord", DISCORD, "700")
     team_key = KeyRef(KeyScope.TEAM, SLACK, "", make_generation().key.provider)
     await store.insert_generation(make_generation("before", actor=dora))
@@ -105,7 +105,7 @@ async def test_links_rehome_generations_and_unlinking_restores_them(store: Sqlit
     assert all(g.actor.linked is None for g in back)
 
 
-async def test_a_person_link_needs_the_team_link(store: SqliteStore) -> None:
+async def test_a_person_link_needs_the_team_link(store: Store) -> None:
     await store.put_link_code(code("p", LinkKind.PERSON, user="U0DORA"))
     person = PersonLink(SLACK, "U0DORA", DISCORD, "700", NOW)
     assert not await store.link_people(person, code_hash="hash-p", now=NOW)

@@ -10,14 +10,13 @@ import contextlib
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
 from storage import open_store
-from tmbot.domain import Actor, GenerationSpec, Place, ProviderName
+from tmbot.domain import Actor, GenerationSpec, Home, Place, ProviderName
 from tmbot.errors import NotFound
 from tmbot.ports import Store
 from tmbot.records import (
@@ -54,12 +53,9 @@ class Now:
         return self.at
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'contract.db'}"
-    pg_url: str = request.getfixturevalue("pg_url")
-    return pg_url
+@pytest.fixture
+def url(store_url: str) -> str:
+    return store_url
 
 
 @pytest.fixture
@@ -106,6 +102,7 @@ def full_generation(gen_id: str = "full") -> Generation:
             user_id="1234567890",
             is_admin=True,
             display_name="Zoë 🦊",
+            linked=Home(team="slack:T1", tenant="slack:T1", user_id="U0ZOE"),
         ),
         place=Place(platform="discord", channel="C9", thread="T9", card_message="M9"),
         spec=GenerationSpec(
@@ -381,7 +378,11 @@ async def test_update_generation_replaces_the_row(store: Store) -> None:
         full_generation("g1"), status=GenStatus.DELIVERED, error=None, image_url=None
     )
     await store.update_generation(done)
-    assert await store.get_generation("g1") == done
+    # every field but the home, which only link changes recompute (the row's first home)
+    first_home = Home("slack:T1", "slack:T1", "U1")
+    assert await store.get_generation("g1") == dataclasses.replace(
+        done, actor=dataclasses.replace(done.actor, linked=first_home)
+    )
     back = make_generation(status=GenStatus.FAILED, error="boom")
     await store.update_generation(back)
     assert await store.get_generation("g1") == back
