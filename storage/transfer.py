@@ -34,6 +34,9 @@ COPY_ORDER = (
     "request_channels",
     "outbox",
     "seen",
+    "link_codes",
+    "team_links",
+    "person_links",
 )
 
 #: Rows sent to PostgreSQL per COPY.

@@ -31,7 +31,7 @@ from tmbot.events import Delivered
 from tmbot.records import GenStatus
 from tmbot.replies import CreditsView, GenerationAccepted
 from tmbot.runtime import open_runtime
-from tmbot.simulator import Simulator
+from tmbot.simulator import SimConfig, Simulator
 from tmbot.vault import Vault
 
 MakeBot = Callable[..., AbstractAsyncContextManager[Bot]]
@@ -57,23 +57,27 @@ async def test_a_brief_on_postgresql_is_delivered_once(
 
 
 async def test_a_restart_resumes_unfinished_work_from_postgresql(
-    make_bot: MakeBot, pg_url: str, sim: Simulator
+    tmp_path: Path, pg_url: str
 ) -> None:
-    first = Recorder()
-    async with make_bot(database_url=pg_url, recorder=first) as bot:
-        await bot.bind("alice", KEY)
-        gens = [await bot.ask("alice", f"poster {n} --fast --res 1k") for n in range(3)]
-        await first.started(3)  # all three are at the provider when the bot stops
-        left = await bot.store.unfinished_generations()
-    assert {g.id for g in left} == {g.id for g in gens}
-    second = Recorder()
-    async with make_bot(database_url=pg_url, recorder=second) as bot:
-        await bot.settled()
-        assert await bot.store.unfinished_generations() == []
+    # tasks take about five real seconds: the bot stops while all three are at the provider
+    async with Simulator(SimConfig(time_scale=60.0, estimate_seconds=300.0, seed=3)) as sim:
+        first = Recorder()
+        async with running_bot(tmp_path, sim, database_url=pg_url, recorder=first) as bot:
+            await bot.bind("alice", KEY)
+            gens = [await bot.ask("alice", f"poster {n} --fast --res 1k") for n in range(3)]
+            await first.started(3)
+        async with await PostgresStore.open(pg_url) as store:
+            left = await store.unfinished_generations()
+        assert {(g.id, g.status) for g in left} == {(g.id, GenStatus.SUBMITTED) for g in gens}
+        second = Recorder()
+        async with running_bot(tmp_path, sim, database_url=pg_url, recorder=second) as bot:
+            await bot.settled()
+            assert await bot.store.unfinished_generations() == []
+        created = sim.stats().for_key(KEY).tasks_created
     for gen in gens:
         assert isinstance(await second.ended(gen.id), Delivered)
-        assert len(first.images(gen.id)) + len(second.images(gen.id)) == 1
-    assert sim.stats().for_key(KEY).tasks_created == 3  # polled again, never sent twice
+        assert first.images(gen.id) == [] and len(second.images(gen.id)) == 1
+    assert created == 3  # polled again, never sent twice
 
 
 async def test_a_second_engine_on_one_postgresql_database_is_refused(
@@ -164,6 +168,7 @@ async def test_migrate_db_copies_a_sqlite_database_the_bot_then_uses_on_postgres
     assert counts["key_bindings"] == "3" and counts["generations"] == "4"
     assert counts["team_budgets"] == "2" and counts["request_channels"] == "1"
     assert int(counts["outbox"]) > len(pending) and counts["seen"] == "1"
+    assert set(counts) >= {"users", "message_links", "link_codes", "team_links", "person_links"}
     # the harness passes its vault in: no key file beside the database, no secret set
     assert out.endswith(
         "Keys were copied encrypted: set TMBOT_SECRET_KEY to the secret they were stored with.\n"
@@ -314,8 +319,9 @@ async def test_a_console_killed_on_postgresql_leaves_its_work_to_the_next_start(
     engine lock, the next console starts at once, polls both again (never re-sends) and
     delivers each once."""
     secret = Fernet.generate_key().decode()
-    async with sim_process("--time-scale", "20") as sim:
-        env = bot_env(sim.url, tmp_path / "unused.db", scale=20.0)
+    # tasks take about six real seconds: both are at the provider when the console dies
+    async with sim_process("--time-scale", "5") as sim:
+        env = bot_env(sim.url, tmp_path / "unused.db", scale=5.0)
         env.update(TMBOT_DATABASE_URL=pg_url, TMBOT_SECRET_KEY=secret)
         first = await start_console(env, tmp_path / "images", "--user", "alice")
         assert first.stdin is not None and first.stdout is not None
