@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -198,12 +198,27 @@ async def _status(config: Config) -> int:
     return 0
 
 
+async def _platform_checks(env: Mapping[str, str]) -> list[doctor.Finding]:
+    """Each configured platform's token tried against the platform (its SDK, in adapters/)."""
+    found = []
+    if env.get("SLACK_BOT_TOKEN", "").strip():
+        from adapters.slack.main import doctor_check as slack_check
+
+        found.append(await slack_check(env))
+    if env.get("DISCORD_TOKEN", "").strip():
+        from adapters.discord.main import doctor_check as discord_check
+
+        found.append(await discord_check(env))
+    return found
+
+
 async def _doctor(config: Config) -> int:
     """One line per check; exit 0 when all pass, 1 otherwise. Nothing is locked or
     migrated, no secret is printed."""
     path = path_from_url(config.database_url or DEFAULT_DATABASE_URL)
     schema = stored_schema(path)
     findings = [*doctor.tokens(os.environ)]
+    findings += await _platform_checks(os.environ)
     findings.append(doctor.database(path, schema=schema, latest=latest_schema()))
     bindings = []
     if schema:
