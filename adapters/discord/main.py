@@ -228,7 +228,7 @@ async def doctor_check(env: Mapping[str, str]) -> Finding:
         me = await http.static_login(env.get("DISCORD_TOKEN", "").strip())
     except discord.LoginFailure:
         return Finding(
-            "Discord token",
+            "Discord auth",
             False,
             "Discord refused DISCORD_TOKEN (401)",
             "copy the bot token again from the Developer Portal (your application → Bot → "
@@ -236,7 +236,7 @@ async def doctor_check(env: Mapping[str, str]) -> Finding:
         )
     except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
         return Finding(
-            "Discord token",
+            "Discord auth",
             False,
             f"Discord cannot be reached ({type(exc).__name__})",
             "check the network, or DISCORD_API_URL",
@@ -244,4 +244,4 @@ async def doctor_check(env: Mapping[str, str]) -> Finding:
     finally:
         await http.close()
         Route.BASE = saved
-    return Finding("Discord token", True, f"valid for the bot {me.get('username', '?')}")
+    return Finding("Discord auth", True, f"valid for the bot {me.get('username', '?')}")

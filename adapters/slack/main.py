@@ -247,7 +247,7 @@ async def doctor_check(env: Mapping[str, str]) -> Finding:
         answer = await client.auth_test()
     except SlackApiError as exc:
         return Finding(
-            "Slack token",
+            "Slack auth",
             False,
             f"Slack refused SLACK_BOT_TOKEN ({slack_error(exc) or 'an error'})",
             "copy the Bot User OAuth Token (xoxb-…) again from the app's OAuth & Permissions "
@@ -255,7 +255,7 @@ async def doctor_check(env: Mapping[str, str]) -> Finding:
         )
     except SlackClientError as exc:
         return Finding(
-            "Slack token",
+            "Slack auth",
             False,
             f"Slack's Web API cannot be reached ({type(exc).__name__})",
             "check the network, or SLACK_API_URL",
@@ -268,10 +268,10 @@ async def doctor_check(env: Mapping[str, str]) -> Finding:
     team = str(answer.get("team") or answer.get("team_id") or "the workspace")
     if missing:
         return Finding(
-            "Slack token",
+            "Slack auth",
             False,
             f"valid for {team}, but missing scopes: {', '.join(missing)}",
             "add them under OAuth & Permissions (or paste adapters/slack/manifest.yml again) "
             "and reinstall the app to the workspace",
         )
-    return Finding("Slack token", True, f"valid for {team}, every scope of the manifest")
+    return Finding("Slack auth", True, f"valid for {team}, every scope of the manifest")
