@@ -114,9 +114,7 @@ async def test_doctor_checks_each_platform_token_and_its_scopes(
     code, refused = await doctor({**env, **wrong}, tmp_path)
     failed = failures(refused)
     assert code == 1 and set(failed) == {"Slack auth", "Discord auth"}, refused
-    assert (
-        "invalid_auth" in failed["Slack auth"] and "— copy the Bot User" in failed["Slack auth"]
-    )
+    assert "invalid_auth" in failed["Slack auth"] and "— copy the Bot User" in failed["Slack auth"]
     assert "refused DISCORD_TOKEN" in failed["Discord auth"]
 
     # missing scopes: named, with what to do

@@ -234,3 +234,15 @@ async def test_without_any_chat_token_it_names_the_variables_and_exits_2(tmp_pat
         assert name in said
     assert "make demo" in said
     assert not (tmp_path / "bot.db").exists()  # refused before anything was opened
+
+
+def test_the_procfile_runs_slack_http_mode_on_the_platforms_port() -> None:
+    from tmbot.cli import _parser
+
+    procfile = (Path(__file__).parent.parent / "Procfile").read_text().splitlines()
+    web = [line for line in procfile if line.startswith("web:")]
+    assert len(web) == 1
+    words = web[0].removeprefix("web:").split()
+    assert words[:2] == ["tmbot", "run"] and "$PORT" in words
+    args = _parser().parse_args([w.replace("$PORT", "5000") for w in words[1:]])
+    assert args.command == "run" and args.http and args.port == 5000
