@@ -100,7 +100,7 @@ async def serve(
                 checks[adapter.platform] = adapter.connected
             if port is not None:
                 runner = await _listen(adapters, checks, name=name, host=host, port=port)
-            modes = await _start(adapters, stopper)
+            modes = await _start(adapters, stopper, name=name)
             if modes is not None:
                 await rt.engine.resume()
                 print(f"tmbot {name}: ready ({', '.join(modes)})", flush=True)
@@ -144,7 +144,9 @@ async def _listen(
     return runner
 
 
-async def _start(adapters: Sequence[Adapter], stopper: Stopper) -> list[str] | None:
+async def _start(
+    adapters: Sequence[Adapter], stopper: Stopper, *, name: str
+) -> list[str] | None:
     """Connect every adapter together; None when the stop came first."""
     starting: asyncio.Future[list[str]] = asyncio.ensure_future(
         asyncio.gather(*(a.start() for a in adapters))
@@ -162,7 +164,7 @@ async def _start(adapters: Sequence[Adapter], stopper: Stopper) -> list[str] | N
         return None
     modes: list[str] = starting.result()  # raises the first adapter's refusal
     for adapter, mode in zip(adapters, modes, strict=True):
-        print(f"tmbot: {adapter.platform} connected ({mode})", flush=True)
+        print(f"tmbot {name}: {adapter.platform} connected ({mode})", flush=True)
     return modes
 
 

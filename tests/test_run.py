@@ -198,6 +198,36 @@ async def test_sigterm_with_work_in_flight_then_a_restart_loses_nothing(world: W
     assert len(cards) == 3  # "one more, please" made no card
 
 
+async def test_work_running_at_sigterm_finishes_within_the_grace_and_is_posted(
+    world: World,
+) -> None:
+    """Discord's gateway closes at once, yet the images finishing in the grace period are
+    posted on both platforms (REST stays open), and the process ends as soon as they are."""
+    env = {**world.env, "TMBOT_SHUTDOWN_GRACE": "60"}
+    bot = await start_run(env)
+    fake = world.discord
+    try:
+        await bot.wait_line(r"tmbot run: ready \(")
+        await bind_team_key(world)
+        await slash(world.slack, "a slack kite")
+        await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "a kite"}))
+        await bot.wait_moves("submitted", 2)
+        bot.proc.send_signal(signal.SIGTERM)
+        await bot.wait_line(r"stopping \(SIGTERM\)", stderr=True)
+        async with asyncio.timeout(30), fake._changed:
+            await fake._changed.wait_for(lambda: not any(s.ws for s in fake.sessions.values()))
+        assert discord_uploads(fake) == []  # the gateway closed while the work still ran
+        with pytest.raises(RuntimeError, match="no client is connected"):
+            await fake.dispatch("INTERACTION_CREATE", fake.slash_command("taste", {"brief": "x"}))
+        code = await bot.finished(timeout=45)  # it ends by itself once the work is posted
+    finally:
+        await bot.stop()
+    assert code == 0, bot.text()[-3000:]
+    assert len(slack_uploads(world.slack)) == 1 and len(discord_uploads(fake)) == 1
+    assert len(bot.moves("delivered")) == 2
+    assert world.sim.stats().for_key(TEAM_KEY).tasks_created == 2
+
+
 async def test_http_mode_serves_slack_and_health_on_one_port(world: World) -> None:
     env = {k: v for k, v in world.env.items() if not k.startswith("DISCORD_")}
     env["SLACK_SIGNING_SECRET"] = "signing-secret-for-run"
