@@ -144,9 +144,7 @@ async def _listen(
     return runner
 
 
-async def _start(
-    adapters: Sequence[Adapter], stopper: Stopper, *, name: str
-) -> list[str] | None:
+async def _start(adapters: Sequence[Adapter], stopper: Stopper, *, name: str) -> list[str] | None:
     """Connect every adapter together; None when the stop came first."""
     starting: asyncio.Future[list[str]] = asyncio.ensure_future(
         asyncio.gather(*(a.start() for a in adapters))

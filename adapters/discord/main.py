@@ -113,6 +113,7 @@ class DiscordAdapter:
         self.notifier = self.bot.notifier
         self._gateway: asyncio.Task[None] | None = None
         self._stopping = False
+        self._client = contextlib.AsyncExitStack()  # the client's own async context
 
     def attach(self, engine: Engine, stopping: Callable[[], bool]) -> None:
         self.bot.use(engine)
@@ -122,7 +123,7 @@ class DiscordAdapter:
 
     async def start(self) -> str:
         bot = self.bot
-        await bot.__aenter__()
+        await self._client.enter_async_context(bot)
         try:
             await bot.login(self.token)
         except discord.LoginFailure:
@@ -192,6 +193,7 @@ class DiscordAdapter:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._gateway
         await self.bot.close()
+        await self._client.aclose()
 
 
 async def serve(
