@@ -156,3 +156,12 @@ async def test_doctor_names_an_unwritable_database_and_a_rotated_secret(
     assert "TMBOT_SECRET_KEY changed" in failed["stored keys"]
     for secret in (KEY, first, second, slack.bot_token, discord.token, SIGNING):
         assert secret not in text
+
+
+def test_the_fake_slack_grants_exactly_the_manifests_bot_scopes() -> None:
+    from adapters.slack.main import manifest_scopes
+    from tests.fakes.slack.server import BOT_SCOPES
+
+    scopes = manifest_scopes()
+    assert len(scopes) == 10 and "commands" in scopes and "groups:read" in scopes
+    assert scopes == BOT_SCOPES  # doctor compares the token's scopes with these
