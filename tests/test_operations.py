@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from storage.sqlite import latest_schema, load_migrations, stored_schema
+from tests.fakes.slack import FakeSlack
 from tests.harness import Bot
 from tests.procs import bot_env, dead_port, run_console, sim_process, start_console, tmbot_command
 from tmbot.health import serve
@@ -155,8 +156,13 @@ async def test_doctor_passes_a_good_configuration_and_names_each_problem(tmp_pat
         env = bot_env(sim.url, db, scale=SCALE, extra={"TMBOT_SECRET_KEY": first})
         code, _, stderr = await run_console(env, tmp_path / "out", [f"key {KEY}"])
         assert code == 0, stderr
-        chat = {"SLACK_BOT_TOKEN": "xoxb-not-shown-1", "SLACK_SIGNING_SECRET": "s3cr3t-not-shown"}
-        code, good = await _doctor({**env, **chat}, tmp_path)
+        async with FakeSlack(bot_token="xoxb-not-shown-1") as slack:
+            chat = {
+                "SLACK_BOT_TOKEN": "xoxb-not-shown-1",
+                "SLACK_SIGNING_SECRET": "s3cr3t-not-shown",
+                "SLACK_API_URL": slack.api_url,
+            }
+            code, good = await _doctor({**env, **chat}, tmp_path)
         assert code == 0, good
         assert all(line.startswith("ok ") for line in good.splitlines()), good
         assert "stored keys: 1 stored, all readable" in good

@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -111,7 +111,49 @@ def _discord(config: Config, args: argparse.Namespace, redactor: RedactingFilter
     if args.action == "invite-url":
         print(discord_main.invite_url(args.client_id))
         return 0
-    return asyncio.run(discord_main.serve(config, os.environ, redactor))
+    _check_port("--health-port", args.health_port)
+    return asyncio.run(
+        discord_main.serve(
+            config, os.environ, redactor, health_port=args.health_port, host=args.host
+        )
+    )
+
+
+def _check_port(flag: str, port: int | None) -> None:
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"{flag} must be between 0 and 65535 (0 picks a free one), not {port}.")
+
+
+async def _run(config: Config, args: argparse.Namespace, redactor: RedactingFilter) -> int:
+    """``tmbot run``: every configured platform in one process, one runtime."""
+    from adapters import runner
+    from adapters.discord import main as discord_main
+    from adapters.slack import main as slack_main
+
+    _check_port("--port", args.port)
+    _check_port("--health-port", args.health_port)
+    env = os.environ
+    if not (slack_main.configured(env) or discord_main.configured(env)):
+        raise ConfigError(runner.NO_PLATFORM)
+    adapters: list[runner.Adapter] = []
+    if slack_main.configured(env):
+        adapters.append(await slack_main.adapter(env, http=args.http, redactor=redactor))
+    if discord_main.configured(env):
+        adapters.append(discord_main.DiscordAdapter(env, redactor=redactor))
+    http_slack = any(
+        isinstance(a, slack_main.SlackAdapter) and not a.settings.socket_mode for a in adapters
+    )
+    stopper = Stopper()
+    stopper.install()
+    return await runner.serve(
+        config,
+        adapters,
+        redactor=redactor,
+        name="run",
+        host=args.host,
+        port=args.port if http_slack else args.health_port,
+        stopper=stopper,
+    )
 
 
 _SIM_RATES = ("failure_rate", "error_rate", "timeout_rate", "malformed_rate")
@@ -162,11 +204,26 @@ async def _status(config: Config) -> int:
     return 0
 
 
+async def _platform_checks(env: Mapping[str, str]) -> list[doctor.Finding]:
+    """Each configured platform's token tried against the platform (its SDK, in adapters/)."""
+    found = []
+    if env.get("SLACK_BOT_TOKEN", "").strip():
+        from adapters.slack.main import doctor_check as slack_check
+
+        found.append(await slack_check(env))
+    if env.get("DISCORD_TOKEN", "").strip():
+        from adapters.discord.main import doctor_check as discord_check
+
+        found.append(await discord_check(env))
+    return found
+
+
 async def _doctor(config: Config) -> int:
     """One line per check; exit 0 when all pass, 1 otherwise. Nothing is locked or
     migrated, no secret is printed."""
     target = database(config.database_url)
     findings = [*doctor.tokens(os.environ)]
+    findings += await _platform_checks(os.environ)
     bindings: list[KeyBinding] = []
     if target.path is None:
         found, bindings = await _postgres_finding(target)
@@ -274,6 +331,30 @@ def _parser() -> argparse.ArgumentParser:
     discord_cmd = sub.add_parser("discord", help="run the Discord bot (DISCORD_TOKEN)")
     discord_cmd.add_argument("action", nargs="?", choices=("run", "invite-url"), default="run")
     discord_cmd.add_argument("--client-id", default=os.environ.get("DISCORD_CLIENT_ID", ""))
+    discord_cmd.add_argument("--host", default="127.0.0.1", help="where --health-port listens")
+    discord_cmd.add_argument(
+        "--health-port", type=int, default=None, help="serve /healthz and /readyz here"
+    )
+
+    run = sub.add_parser(
+        "run", help="run every configured platform (Slack, Discord) in one process"
+    )
+    run.add_argument(
+        "--http", action="store_true", help="Slack in HTTP mode even with an app token"
+    )
+    run.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
+    run.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("PORT") or 3000,
+        help="Slack HTTP mode's port ($PORT), with /healthz and /readyz",
+    )
+    run.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="/healthz and /readyz when Slack is in Socket Mode or only Discord runs",
+    )
 
     sim = sub.add_parser("sim", help="serve both image APIs locally (tests, demos)")
     sim.add_argument("--host", default="127.0.0.1")
@@ -293,6 +374,9 @@ def _parser() -> argparse.ArgumentParser:
     slack.add_argument("--http", action="store_true", help="HTTP mode even with SLACK_APP_TOKEN")
     slack.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on")  # noqa: S104
     slack.add_argument("--port", type=int, default=os.environ.get("PORT") or 3000)
+    slack.add_argument(
+        "--health-port", type=int, default=None, help="Socket Mode: serve /healthz and /readyz"
+    )
     return parser
 
 
@@ -329,8 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     http=args.http,
                     host=args.host,
                     port=args.port,
+                    health_port=args.health_port,
                 )
             )
+        if args.command == "run":
+            return asyncio.run(_run(config, args, redactor))
         return asyncio.run(_console(config, args, redactor))
     except TmbotError as err:
         print(f"tmbot: {err.user_message}", file=sys.stderr)

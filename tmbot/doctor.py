@@ -53,6 +53,17 @@ def tokens(env: Mapping[str, str]) -> list[Finding]:
     found: list[Finding] = []
     for platform, (required, modes) in PLATFORM_VARIABLES.items():
         if not env.get(required):
+            stray = [m for m in modes if env.get(m)]
+            if stray:
+                found.append(
+                    Finding(
+                        f"{platform} token",
+                        False,
+                        f"{' and '.join(stray)} set but {required} is not",
+                        f"set {required} too (the app's Bot User OAuth Token, xoxb-…)",
+                    )
+                )
+                continue
             found.append(Finding(f"{platform} token", True, f"{required} not set: {platform} off"))
             continue
         if modes and not any(env.get(m) for m in modes):

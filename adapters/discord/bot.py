@@ -155,7 +155,6 @@ class TasteBot(discord.Client):
             await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
-        await self.engine.resume()
 
     # --- answering interactions ---------------------------------------------------------
 

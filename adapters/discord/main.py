@@ -9,20 +9,26 @@ mention need it), ``DISCORD_CLIENT_ID`` (for ``invite-url``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+import aiohttp
 import discord
 import yarl
+from aiohttp import web
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters import runner
 from adapters.discord import PLATFORM
 from adapters.discord.bot import TasteBot
-from tmbot import ConfigError
+from tmbot import ConfigError, Engine
 from tmbot.config import Config
+from tmbot.doctor import Finding
 from tmbot.redact import RedactingFilter
-from tmbot.runtime import open_runtime
+from tmbot.shutdown import Stopper
 
 log = logging.getLogger(__name__)
 
@@ -67,41 +73,177 @@ def make_bot(env: Mapping[str, str], **options: object) -> TasteBot:
     )
 
 
-async def serve(config: Config, env: Mapping[str, str], redactor: RedactingFilter) -> int:
-    """Run the bot until it is closed (Ctrl-C, SIGTERM)."""
+def configured(env: Mapping[str, str]) -> bool:
+    return bool(env.get("DISCORD_TOKEN", "").strip())
+
+
+def _token(env: Mapping[str, str]) -> str:
     token = env.get("DISCORD_TOKEN", "").strip()
     if not token:
         raise ConfigError(
             "DISCORD_TOKEN is not set: copy the bot token from the Developer Portal "
             "(your application → Bot → Reset Token) into DISCORD_TOKEN."
         )
-    api_url = env.get("DISCORD_API_URL", "").strip().rstrip("/")
+    return token
+
+
+def _api_url(env: Mapping[str, str]) -> str:
+    return env.get("DISCORD_API_URL", "").strip().rstrip("/")
+
+
+class DiscordAdapter:
+    """The discord.py client for :func:`adapters.runner.serve`: logs in, connects the
+    gateway in a task it owns, is ready once Discord says READY; stopping closes the gateway
+    (no new events) while REST stays open for the work finishing in the grace period."""
+
+    platform = PLATFORM
+
+    def __init__(self, env: Mapping[str, str], *, redactor: RedactingFilter | None) -> None:
+        self.token = _token(env)
+        if redactor is not None:
+            redactor.register(self.token)
+        self.api_url = _api_url(env)
+        if self.api_url:
+            Route.BASE = self.api_url  # discord.py keeps it in a class attribute: before login
+        # discord.py logs whole gateway payloads and request bodies at DEBUG: a key typed
+        # into the form would be among them before the redactor has learnt it
+        for name in ("discord.gateway", "discord.http", "discord.client", "discord.state"):
+            logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
+        self.bot = make_bot(env)
+        self.notifier = self.bot.notifier
+        self._gateway: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._client = contextlib.AsyncExitStack()  # the client's own async context
+
+    def attach(self, engine: Engine, stopping: Callable[[], bool]) -> None:
+        self.bot.use(engine)
+
+    def web_app(self) -> web.Application | None:
+        return None
+
+    async def start(self) -> str:
+        bot = self.bot
+        await self._client.enter_async_context(bot)
+        try:
+            await bot.login(self.token)
+        except discord.LoginFailure:
+            raise ConfigError(
+                "Discord refused DISCORD_TOKEN: copy the bot token again from the "
+                "Developer Portal (your application → Bot)."
+            ) from None
+        if self.api_url:
+            _, url, _ = await bot.http.get_bot_gateway()
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        self._gateway = asyncio.create_task(bot.connect(), name="discord-gateway")
+        ready = asyncio.ensure_future(bot.wait_until_ready())
+        try:
+            await asyncio.wait({ready, self._gateway}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if self._gateway.done():
+            self._refused(self._gateway)
+            raise ConfigError("Discord's gateway closed before the bot was ready.")
+        return "gateway"
+
+    @staticmethod
+    def _refused(task: asyncio.Task[None]) -> None:
+        error = task.exception() if not task.cancelled() else None
+        if isinstance(error, discord.PrivilegedIntentsRequired):
+            raise ConfigError(
+                "DISCORD_MESSAGE_CONTENT is on but the Message Content intent is not "
+                "switched on for the application (Developer Portal → Bot → Privileged "
+                "Gateway Intents)."
+            ) from None
+        if error is not None:
+            raise ConfigError(
+                f"Discord's gateway could not be reached ({type(error).__name__})."
+            ) from None
+
+    async def connected(self) -> bool:
+        ws = self.bot.ws
+        return (
+            not self._stopping
+            and self.bot.is_ready()
+            and not self.bot.is_closed()
+            and ws is not None
+            and ws.open
+        )
+
+    async def stop_taking(self) -> None:
+        """Close the gateway (no new interactions or messages); REST stays open so the
+        notifier can still post what finishes in the grace period."""
+        self._stopping = True
+        if self._gateway is not None and not self._gateway.done():
+            self._gateway.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._gateway
+        ws = self.bot.ws
+        if ws is not None and ws.open:
+            await ws.close(code=1000)
+
+    async def failed(self) -> None:
+        if self._gateway is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._gateway)
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self._gateway is not None and not self._gateway.done():
+            self._gateway.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._gateway
+        await self.bot.close()
+        await self._client.aclose()
+
+
+async def serve(
+    config: Config,
+    env: Mapping[str, str],
+    redactor: RedactingFilter,
+    *,
+    health_port: int | None = None,
+    host: str = "127.0.0.1",
+) -> int:
+    """``tmbot discord``: run the bot until SIGTERM or Ctrl-C."""
+    stopper = Stopper()
+    stopper.install()
+    return await runner.serve(
+        config,
+        [DiscordAdapter(env, redactor=redactor)],
+        redactor=redactor,
+        name="discord",
+        host=host,
+        port=health_port,
+        stopper=stopper,
+    )
+
+
+async def doctor_check(env: Mapping[str, str]) -> Finding:
+    """The token against Discord (``GET /users/@me`` through discord.py's HTTP client, at
+    ``DISCORD_API_URL`` when set); never prints the token."""
+    api_url = _api_url(env)
+    saved = Route.BASE
     if api_url:
-        Route.BASE = api_url  # discord.py keeps it in a class attribute: set before login
-    # discord.py logs whole gateway payloads and request bodies at DEBUG: a key typed into
-    # the form would be among them before the redactor has learnt it
-    for name in ("discord.gateway", "discord.http", "discord.client", "discord.state"):
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
-    bot = make_bot(env)
-    async with open_runtime(config, {PLATFORM: bot.notifier}, redactor=redactor) as runtime:
-        bot.use(runtime.engine)
-        async with bot:
-            try:
-                await bot.login(token)
-            except discord.LoginFailure:
-                raise ConfigError(
-                    "Discord refused DISCORD_TOKEN: copy the bot token again from the "
-                    "Developer Portal (your application → Bot)."
-                ) from None
-            if api_url:
-                _, url, _ = await bot.http.get_bot_gateway()
-                DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-            try:
-                await bot.connect()
-            except discord.PrivilegedIntentsRequired:
-                raise ConfigError(
-                    "DISCORD_MESSAGE_CONTENT is on but the Message Content intent is not "
-                    "switched on for the application (Developer Portal → Bot → Privileged "
-                    "Gateway Intents)."
-                ) from None
-    return 0
+        Route.BASE = api_url
+    http = discord.http.HTTPClient(asyncio.get_running_loop())
+    try:
+        me = await http.static_login(env.get("DISCORD_TOKEN", "").strip())
+    except discord.LoginFailure:
+        return Finding(
+            "Discord auth",
+            False,
+            "Discord refused DISCORD_TOKEN (401)",
+            "copy the bot token again from the Developer Portal (your application → Bot → "
+            "Reset Token) into DISCORD_TOKEN",
+        )
+    except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+        return Finding(
+            "Discord auth",
+            False,
+            f"Discord cannot be reached ({type(exc).__name__})",
+            "check the network, or DISCORD_API_URL",
+        )
+    finally:
+        await http.close()
+        Route.BASE = saved
+    return Finding("Discord auth", True, f"valid for the bot {me.get('username', '?')}")

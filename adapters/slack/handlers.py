@@ -61,6 +61,7 @@ ROTATE_HINT = (
     "it at the provider and bind the new one with `/taste key`."
 )
 ACK_TEXT = ":hourglass_flowing_sand: Working on it…"
+RESTARTING = "tmbot is restarting; try again in a minute."
 
 
 def error_text(err: TmbotError) -> str:
@@ -104,8 +105,12 @@ class SlackHandlers:
         *,
         command: str = "/taste",
         monotonic: Callable[[], float] = time.monotonic,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``stopping``: True once the process is shutting down; new requests are then
+        answered "restarting" and nothing new is started."""
         self.engine = engine
+        self.stopping = stopping
         self.client = client
         self.command = command
         self._monotonic = monotonic
@@ -199,6 +204,9 @@ class SlackHandlers:
     # --- /taste ----------------------------------------------------------------------------
 
     async def on_command(self, ack: AsyncAck, command: Body, respond: AsyncRespond) -> None:
+        if self.stopping():
+            await ack(response_type="ephemeral", text=RESTARTING)
+            return
         text = str(command.get("text") or "")
         word = first_word(text)
         generates = word not in ACCOUNT_WORDS
@@ -262,6 +270,13 @@ class SlackHandlers:
         if channel:
             await self._ephemeral(channel, actor.user_id)(reply_text(reply))
 
+    async def _restarting(self, event: Body) -> None:
+        """While shutting down: tell the person privately, start nothing."""
+        channel, user = event.get("channel"), event.get("user")
+        if channel and user:
+            thread = event.get("thread_ts") or event.get("ts")
+            await self._ephemeral(str(channel), str(user), thread and str(thread))(RESTARTING)
+
     # --- the Events API --------------------------------------------------------------------
 
     async def _first(self, body: Body) -> bool:
@@ -277,7 +292,12 @@ class SlackHandlers:
         return bool(event.get("bot_id") or event.get("subtype") == "bot_message")
 
     async def on_mention(self, body: Body, event: Body, context: AsyncBoltContext) -> None:
-        if self._from_a_bot(event) or not event.get("user") or not await self._first(body):
+        if self._from_a_bot(event) or not event.get("user"):
+            return
+        if self.stopping():
+            await self._restarting(event)
+            return
+        if not await self._first(body):
             return
         bot = context.bot_user_id or ""
         text = re.sub(rf"<@{re.escape(bot)}(\|[^>]*)?>", " ", str(event.get("text") or ""))
@@ -316,6 +336,9 @@ class SlackHandlers:
         tenant = tenant_for(team, body.get("enterprise_id") or None)
         if not await self.engine.is_request_channel(tenant, channel):
             return
+        if self.stopping():
+            await self._restarting(event)
+            return
         if not await self._first(body):
             return
         actor = await self._event_actor(body, event)
@@ -335,6 +358,9 @@ class SlackHandlers:
             return
         bot = context.bot_user_id
         if bot and event.get("item_user") not in (None, bot):
+            return
+        if self.stopping():
+            await self._restarting({"channel": item.get("channel"), "user": event.get("user")})
             return
         if not await self._first(body):
             return
@@ -375,6 +401,10 @@ class SlackHandlers:
         return await self.actor(str(team), enterprise, str(user.get("id") or ""))
 
     async def _button(self, body: Body, action: Body, again: bool) -> None:
+        if self.stopping():
+            channel = (body.get("channel") or {}).get("id")
+            await self._restarting({"channel": channel, "user": (body.get("user") or {}).get("id")})
+            return
         key = f"{body.get('trigger_id')}|{action.get('action_ts')}"
         if not await self.engine.first_time("slack-action", key):
             return

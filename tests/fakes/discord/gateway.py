@@ -40,6 +40,8 @@ class Gateway:
     identifies: list[JSON]
     sessions: dict[str, GatewaySession]
     _changed: asyncio.Condition
+    #: cleared: a client's IDENTIFY waits (no READY) until it is set again
+    identify_gate: asyncio.Event
     _sockets: set[web.WebSocketResponse]
 
     @property
@@ -116,6 +118,7 @@ class Gateway:
                 if op == 1:
                     await self._send_raw(ws, session, {"op": 11, "d": None, "s": None, "t": None})
                 elif op == 2:
+                    await self.identify_gate.wait()
                     session = await self._identify(ws, d)
                 elif op == 6:
                     session = await self._resume(ws, d)

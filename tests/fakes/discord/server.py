@@ -139,6 +139,8 @@ class FakeDiscord(Gateway, EventBuilders):
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
         self._faults: list[Fault] = []
         self._changed = asyncio.Condition()
+        self.identify_gate = asyncio.Event()
+        self.identify_gate.set()
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0

@@ -36,6 +36,20 @@ from .webapi import METHODS, Context, Params
 
 T = TypeVar("T")
 
+#: the bot scopes of adapters/slack/manifest.yml: what an installed app's token has
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "files:write",
+    "files:read",
+    "app_mentions:read",
+    "channels:history",
+    "reactions:read",
+    "users:read",
+    "channels:read",
+    "groups:read",
+)
+
 
 @dataclass
 class _Socket:
@@ -72,6 +86,8 @@ class FakeSlack:
         self._open_tickets: set[str] = set()
         self._sockets: list[_Socket] = []
         self.socket_connections_opened = 0  # every Socket Mode connection accepted, ever
+        # the bot token's scopes, sent as `x-oauth-scopes` on its answers (as Slack does)
+        self.scopes: list[str] = list(BOT_SCOPES)
         self._response_ids = itertools.count(1)
 
     # ---------------------------------------------------------------- lifecycle
@@ -272,6 +288,8 @@ class FakeSlack:
         params, raw, file_bytes = await read_params(request)
         token = bearer(request) or (params.pop("token", None) or None)
         status, body, headers = self._answer(method, params, token)
+        if token == self.bot_token:
+            headers["x-oauth-scopes"] = ",".join(self.scopes)
         await self._record(
             Call(
                 seq=next(self._seq),
