@@ -53,6 +53,14 @@ MAX_IN_FLIGHT: Final = 64
 DEFAULT_LIMITS: Final = httpx.Limits(
     max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
 )
+#: Image downloads (the provider's CDN) go through a client of their own: httpcore scans its
+#: whole pool on every request it queues or finishes (quadratically in the idle connections),
+#: so two small pools cost far less event-loop time than one pool of their sum, and a burst
+#: of downloads never queues the API's polls behind it.
+MAX_DOWNLOADS: Final = 16
+DOWNLOAD_LIMITS: Final = httpx.Limits(
+    max_connections=MAX_DOWNLOADS, max_keepalive_connections=MAX_DOWNLOADS
+)
 MAX_DOWNLOAD_BYTES: Final = 50 * 1024 * 1024
 USER_AGENT: Final = "tmbot/0.1 (+httpx)"
 
@@ -117,11 +125,13 @@ def resolve_base_url(explicit: str | None, *, env_var: str, default: str) -> str
     return raw
 
 
-def make_client(timeout: float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
+def make_client(
+    timeout: float = DEFAULT_TIMEOUT, *, limits: httpx.Limits = DEFAULT_LIMITS
+) -> httpx.AsyncClient:
     """The AsyncClient a provider client owns when none is injected."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
-        limits=DEFAULT_LIMITS,
+        limits=limits,
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
     )
@@ -332,11 +342,18 @@ class ProviderHttp:
         self.max_download_bytes = max_download_bytes
         self._owns_client = client is None
         self._client = client if client is not None else make_client(timeout)
+        # an injected client (tests, a proxy) serves the downloads too
+        self._downloads = (
+            client if client is not None else make_client(timeout, limits=DOWNLOAD_LIMITS)
+        )
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._downloading = asyncio.Semaphore(MAX_DOWNLOADS)
 
     async def aclose(self) -> None:
-        if self._owns_client and not self._client.is_closed:
-            await self._client.aclose()
+        if self._owns_client:
+            for client in (self._client, self._downloads):
+                if not client.is_closed:
+                    await client.aclose()
 
     async def call(
         self,
@@ -411,8 +428,8 @@ class ProviderHttp:
         where = f"GET {parsed.host}{parsed.path}"  # no query: it may hold a signature
         try:
             async with (
-                self._in_flight,
-                self._client.stream(
+                self._downloading,
+                self._downloads.stream(
                     "GET", url, follow_redirects=True, timeout=self.timeout
                 ) as response,
             ):
