@@ -23,11 +23,12 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from asyncio import Future
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import unquote
 
 import aiosqlite
@@ -438,6 +439,67 @@ async def _connect(
 # --- the store -------------------------------------------------------------------------
 
 
+#: Operations one trip to the connection's thread takes at most.
+MAX_BATCH = 256
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Op(Generic[T]):
+    """One store operation waiting for its turn: a function run on the connection."""
+
+    run: Callable[[sqlite3.Connection], T]
+    write: bool
+    future: Future[T]
+
+
+def _run_batch(db: sqlite3.Connection, batch: Sequence[_Op[Any]]) -> list[tuple[bool, object]]:
+    """Run a batch on the connection's thread: every write inside one ``BEGIN IMMEDIATE`` …
+    ``COMMIT``, each in a savepoint of its own (a write that raises is rolled back alone and
+    gets its exception; the rest commit); reads run in their place in the order. If BEGIN
+    or COMMIT fails the whole transaction is rolled back and the exception is raised (every
+    operation of the batch gets it)."""
+    writes = any(op.write for op in batch)
+    outcomes: list[tuple[bool, object]] = []
+    if writes:
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        for op in batch:
+            if op.write:
+                db.execute("SAVEPOINT op")
+            try:
+                value = op.run(db)
+            except Exception as exc:
+                if op.write:
+                    db.execute("ROLLBACK TO op")
+                    db.execute("RELEASE op")
+                outcomes.append((False, exc))
+                continue
+            if op.write:
+                db.execute("RELEASE op")
+            outcomes.append((True, value))
+        if writes:
+            db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+async def run_on_connection(
+    db: aiosqlite.Connection, function: Callable[..., T], *args: object
+) -> T:
+    """``function(connection, *args)`` on the aiosqlite connection's own thread, in one trip.
+
+    aiosqlite sends each of its calls (every ``execute``, ``commit`` …) to that thread
+    separately; its ``_execute`` is what they are built on, and it takes any function. A
+    whole transaction as one function is one trip instead of one per statement."""
+    execute: Callable[[Callable[[], T]], Awaitable[T]] = db._execute
+    return await execute(lambda: function(db._conn, *args))
+
+
 class SqliteStore:
     """:class:`tmbot.ports.Store` on one aiosqlite connection. Build it with :meth:`open`."""
 
@@ -447,7 +509,8 @@ class SqliteStore:
         self._db = db
         self._path = path
         self._now = now
-        self._lock = asyncio.Lock()
+        self._pending: list[_Op[Any]] = []
+        self._drainer: asyncio.Task[None] | None = None
         self._closed = False
         self._db_lock: DatabaseLock | None = None
 
@@ -509,15 +572,18 @@ class SqliteStore:
         return self._path
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                await self._db.close()
-            finally:
-                if self._db_lock is not None:
-                    self._db_lock.release()
+        """Finish what was submitted, then close the connection (and release the lock)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            drainer = self._drainer
+            if drainer is not None:
+                await asyncio.shield(drainer)
+            await self._db.close()
+        finally:
+            if self._db_lock is not None:
+                self._db_lock.release()
 
     async def ping(self) -> bool:
         rows = await self._fetch("SELECT 1")
@@ -531,31 +597,70 @@ class SqliteStore:
 
     # --- plumbing ----------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; no other Store call runs on this connection meanwhile."""
-        async with self._lock:
-            db = self._db
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                yield db
-                await db.commit()
-            except BaseException:
-                # Queued behind anything still running in aiosqlite's thread, so it also
-                # undoes a BEGIN whose await was cancelled. A no-op outside a transaction.
-                await db.rollback()
-                raise
+    def _submit(self, run: Callable[[sqlite3.Connection], T], *, write: bool) -> Future[T]:
+        if self._closed:
+            raise ValueError("The store is closed.")
+        future: Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Op(run, write, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="sqlite-group-commit")
+        return future
+
+    async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``run`` on the connection inside a write transaction. Writes waiting together
+        share one transaction and one trip to the connection's thread (group commit); each
+        is its own savepoint, so one that raises is undone alone and the others commit.
+        The result comes back once the transaction is committed."""
+        return await self._submit(run, write=True)
+
+    async def _read(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``run`` on the connection, in order with the writes (it sees every write
+        submitted before it)."""
+        return await self._submit(run, write=False)
 
     async def _fetch(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-        """One read statement (its own implicit transaction)."""
-        async with self._lock:
-            return list(await self._db.execute_fetchall(sql, tuple(params)))
+        """One read statement."""
+        values = tuple(params)
+        return await self._read(lambda db: db.execute(sql, values).fetchall())
+
+    async def _drain(self) -> None:
+        """The one task that takes the waiting operations to the connection, a batch per
+        trip, until none is left (the next submit starts it again)."""
+        try:
+            while self._pending:
+                batch = [op for op in self._pending[:MAX_BATCH] if not op.future.cancelled()]
+                del self._pending[:MAX_BATCH]
+                if not batch:
+                    continue
+                try:
+                    outcomes = await run_on_connection(self._db, _run_batch, batch)
+                except asyncio.CancelledError:
+                    for op in batch:
+                        op.future.cancel()
+                    raise
+                except Exception as exc:  # BEGIN or COMMIT failed: nothing of it was written
+                    for op in batch:
+                        if not op.future.done():
+                            op.future.set_exception(exc)
+                    continue
+                for op, (ok, value) in zip(batch, outcomes, strict=True):
+                    if op.future.done():
+                        continue
+                    if ok:
+                        op.future.set_result(value)
+                    elif isinstance(value, BaseException):
+                        op.future.set_exception(value)
+        finally:
+            self._drainer = None
+            for op in self._pending if self._closed else ():
+                if not op.future.done():
+                    op.future.set_exception(ValueError("The store is closed."))
 
     # --- keys --------------------------------------------------------------------------
 
     async def put_key(self, binding: KeyBinding) -> None:
-        async with self._write() as db:
-            await db.execute(
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 """
                 INSERT INTO key_bindings (scope, tenant, owner, provider, ciphertext,
                                           fingerprint, created_at, balance, balance_seen_at)
@@ -569,6 +674,8 @@ class SqliteStore:
                 """,
                 _key_binding_to_row(binding),
             )
+
+        return await self._write(run)
 
     async def get_key(self, ref: KeyRef) -> KeyBinding | None:
         rows = await self._fetch(
@@ -596,19 +703,22 @@ class SqliteStore:
         return [_key_binding_from_row(row) for row in rows]
 
     async def delete_key(self, ref: KeyRef) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
+        def run(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "DELETE FROM key_bindings"
                 " WHERE scope = ? AND tenant = ? AND owner = ? AND provider = ?",
                 _key_params(ref),
             )
             return cursor.rowcount > 0
 
+        return await self._write(run)
+
     async def record_balance(self, ref: KeyRef, *, remaining: float, seen_at: float) -> None:
         """Only an existing binding is updated, and only by a reading at least as new as the
         one it holds (answers that arrive out of order do not roll the balance back)."""
-        async with self._write() as db:
-            await db.execute(
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 """
                 UPDATE key_bindings SET balance = ?, balance_seen_at = ?
                 WHERE scope = ? AND tenant = ? AND owner = ? AND provider = ?
@@ -616,6 +726,8 @@ class SqliteStore:
                 """,
                 (remaining, seen_at, *_key_params(ref), seen_at),
             )
+
+        return await self._write(run)
 
     # --- settings ----------------------------------------------------------------------
 
@@ -628,8 +740,8 @@ class SqliteStore:
         return _settings_from_row(rows[0]) if rows else UserSettings()
 
     async def put_settings(self, tenant: str, user_id: str, settings: UserSettings) -> None:
-        async with self._write() as db:
-            await db.execute(
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 """
                 INSERT INTO users (tenant, user_id, provider, model, aspect_ratio, resolution,
                                    taste, updated_at)
@@ -645,11 +757,13 @@ class SqliteStore:
                 (tenant, user_id, *_settings_to_row(settings), self._now()),
             )
 
+        return await self._write(run)
+
     # --- team budgets and settings ------------------------------------------------------
 
     async def put_budget(self, budget: Budget) -> None:
-        async with self._write() as db:
-            await db.execute(
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 """
                 INSERT INTO team_budgets (tenant, target, amount, period, updated_at)
                 VALUES (?, ?, ?, ?, ?)
@@ -667,6 +781,8 @@ class SqliteStore:
                 ),
             )
 
+        return await self._write(run)
+
     async def get_budget(self, tenant: str, member: str) -> Budget | None:
         rows = await self._fetch(
             "SELECT tenant, target, amount, period, updated_at FROM team_budgets"
@@ -676,11 +792,13 @@ class SqliteStore:
         return _budget_from_row(rows[0]) if rows else None
 
     async def delete_budget(self, tenant: str, member: str) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
+        def run(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "DELETE FROM team_budgets WHERE tenant = ? AND target = ?", (tenant, member)
             )
             return cursor.rowcount > 0
+
+        return await self._write(run)
 
     async def list_budgets(self, tenant: str) -> list[Budget]:
         rows = await self._fetch(
@@ -693,19 +811,21 @@ class SqliteStore:
     async def set_request_channel(
         self, tenant: str, channel: str, *, enabled: bool, by: str, at: float
     ) -> bool:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> bool:
             if enabled:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "INSERT INTO request_channels (tenant, channel, added_by, added_at)"
                     " VALUES (?, ?, ?, ?) ON CONFLICT (tenant, channel) DO NOTHING",
                     (tenant, channel, by, at),
                 )
             else:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "DELETE FROM request_channels WHERE tenant = ? AND channel = ?",
                     (tenant, channel),
                 )
             return cursor.rowcount > 0
+
+        return await self._write(run)
 
     async def request_channels(self, tenant: str) -> list[str]:
         rows = await self._fetch(
@@ -760,27 +880,35 @@ class SqliteStore:
         self, generation: Generation, events: Sequence[NewEvent] = ()
     ) -> list[OutboxEntry]:
         """Raises :class:`sqlite3.IntegrityError` if the id is already stored."""
-        async with self._write() as db:
-            await db.execute(_INSERT_GENERATION, _generation_to_row(generation))
-            return await self._append(db, generation.id, generation.place.platform, events)
+
+        def run(db: sqlite3.Connection) -> list[OutboxEntry]:
+            db.execute(_INSERT_GENERATION, _generation_to_row(generation))
+            return self._append(db, generation.id, generation.place.platform, events)
+
+        return await self._write(run)
 
     async def transition(
         self, generation: Generation, *, expect: GenStatus, events: Sequence[NewEvent] = ()
     ) -> list[OutboxEntry] | None:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> list[OutboxEntry] | None:
             row = _generation_to_row(generation)
             row["expect"] = expect.value
-            cursor = await db.execute(_TRANSITION_GENERATION, row)
+            cursor = db.execute(_TRANSITION_GENERATION, row)
             if cursor.rowcount == 0:
                 return None
-            return await self._append(db, generation.id, generation.place.platform, events)
+            return self._append(db, generation.id, generation.place.platform, events)
+
+        return await self._write(run)
 
     async def update_generation(self, generation: Generation) -> None:
         """Replace the stored row with the same id; :class:`NotFound` if there is none."""
-        async with self._write() as db:
-            cursor = await db.execute(_UPDATE_GENERATION, _generation_to_row(generation))
+
+        def run(db: sqlite3.Connection) -> None:
+            cursor = db.execute(_UPDATE_GENERATION, _generation_to_row(generation))
             if cursor.rowcount == 0:
                 raise NotFound("That generation no longer exists.")
+
+        return await self._write(run)
 
     async def get_generation(self, generation_id: str) -> Generation | None:
         rows = await self._fetch(_SELECT_GENERATION + " WHERE id = ?", (generation_id,))
@@ -810,8 +938,11 @@ class SqliteStore:
     async def link_message(self, link: MessageLink) -> None:
         """Insert or re-point the link; :class:`NotFound` if the generation is not stored."""
         try:
-            async with self._write() as db:
-                await db.execute(_UPSERT_LINK, _message_link_to_row(link))
+
+            def run(db: sqlite3.Connection) -> None:
+                db.execute(_UPSERT_LINK, _message_link_to_row(link))
+
+            return await self._write(run)
         except sqlite3.IntegrityError as exc:
             if exc.sqlite_errorname != "SQLITE_CONSTRAINT_FOREIGNKEY":
                 raise
@@ -837,9 +968,9 @@ class SqliteStore:
 
     # --- the outbox --------------------------------------------------------------------
 
-    async def _append(
+    def _append(
         self,
-        db: aiosqlite.Connection,
+        db: sqlite3.Connection,
         generation_id: str,
         platform: str | None,
         events: Sequence[NewEvent],
@@ -847,14 +978,12 @@ class SqliteStore:
         """Append events after the generation's last one (inside a write transaction)."""
         if not events:
             return []
-        rows = list(
-            await db.execute_fetchall(
-                "SELECT g.place_platform AS platform,"
-                " (SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE generation_id = g.id) AS seq"
-                " FROM generations g WHERE g.id = ?",
-                (generation_id,),
-            )
-        )
+        rows = db.execute(
+            "SELECT g.place_platform AS platform,"
+            " (SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE generation_id = g.id) AS seq"
+            " FROM generations g WHERE g.id = ?",
+            (generation_id,),
+        ).fetchall()
         if not rows:
             raise NotFound("That generation no longer exists.")
         platform = platform or str(rows[0]["platform"])
@@ -864,13 +993,13 @@ class SqliteStore:
         for event in events:
             if event.replaces:
                 marks = ", ".join("?" for _ in event.replaces)
-                await db.execute(
+                db.execute(
                     "UPDATE outbox SET done_at = ?, error = 'replaced', blob = NULL"  # noqa: S608
                     f" WHERE generation_id = ? AND done_at IS NULL AND kind IN ({marks})",
                     (now, generation_id, *event.replaces),
                 )
             seq += 1
-            cursor = await db.execute(
+            cursor = db.execute(
                 "INSERT INTO outbox (generation_id, platform, seq, kind, payload, blob,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -903,15 +1032,17 @@ class SqliteStore:
         *,
         expect: GenStatus | None = None,
     ) -> list[OutboxEntry] | None:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> list[OutboxEntry] | None:
             if expect is not None:
-                rows = await db.execute_fetchall(
+                rows = db.execute(
                     "SELECT 1 FROM generations WHERE id = ? AND status = ?",
                     (generation_id, expect.value),
                 )
                 if not list(rows):
                     return None
-            return await self._append(db, generation_id, None, events)
+            return self._append(db, generation_id, None, events)
+
+        return await self._write(run)
 
     async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
         rows = await self._fetch(
@@ -935,21 +1066,24 @@ class SqliteStore:
         retry = [
             (o.attempts, o.next_attempt_at, o.error, o.entry_id) for o in outcomes if not o.done
         ]
-        async with self._write() as db:
+
+        def run(db: sqlite3.Connection) -> None:
             # one statement per kind of change: a batch of thousands is a few thread hops
             if links:
-                await db.executemany(_UPSERT_LINK, links)
+                db.executemany(_UPSERT_LINK, links)
             if done:
-                await db.executemany(
+                db.executemany(
                     "UPDATE outbox SET done_at = ?, error = ?, attempts = ?, blob = NULL"
                     " WHERE id = ? AND done_at IS NULL",
                     done,
                 )
             if retry:
-                await db.executemany(
+                db.executemany(
                     "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ? WHERE id = ?",
                     retry,
                 )
+
+        return await self._write(run)
 
     # --- operations --------------------------------------------------------------------
 
@@ -998,24 +1132,26 @@ class SqliteStore:
     async def remember(
         self, scope: str, key: str, *, value: str, now: float, ttl: float
     ) -> str | None:
-        async with self._write() as db:
-            await db.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
+        def run(db: sqlite3.Connection) -> str | None:
+            db.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
             rows = list(
-                await db.execute_fetchall(
-                    "SELECT value FROM seen WHERE scope = ? AND key = ?", (scope, key)
-                )
+                db.execute("SELECT value FROM seen WHERE scope = ? AND key = ?", (scope, key))
             )
             if rows:
                 return str(rows[0]["value"])
-            await db.execute(
+            db.execute(
                 "INSERT INTO seen (scope, key, value, expires_at) VALUES (?, ?, ?, ?)",
                 (scope, key, value, now + ttl),
             )
             return None
 
+        return await self._write(run)
+
     async def forget(self, scope: str, key: str) -> None:
-        async with self._write() as db:
-            await db.execute("DELETE FROM seen WHERE scope = ? AND key = ?", (scope, key))
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM seen WHERE scope = ? AND key = ?", (scope, key))
+
+        return await self._write(run)
 
     # --- linked teams and accounts -----------------------------------------------------
 
