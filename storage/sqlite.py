@@ -1,9 +1,12 @@
 """The embedded default :class:`tmbot.ports.Store`: SQLite through aiosqlite.
 
 One connection per store, in WAL mode, with foreign keys on. aiosqlite runs that connection in
-its own thread; an :class:`asyncio.Lock` lets one Store call at a time use it, so every call is
-exactly one transaction (``BEGIN IMMEDIATE`` … ``COMMIT`` for writes, a single statement for
-reads) and concurrent callers never see each other's half-done work.
+its own thread. Every Store call is one function run on that thread, and they are taken there
+in the order they were made by one task, a batch per trip (**group commit**): the writes of a
+batch share one ``BEGIN IMMEDIATE`` … ``COMMIT``, each inside a savepoint of its own, so a
+write that raises is undone alone while the others commit, and nobody hears "done" before the
+COMMIT. A read sees every write made before it. Under load a thousand writes cost a few trips
+and a few commits instead of a thread hop per statement; alone, a write is one trip.
 
 The schema lives in numbered files ``storage/migrations/NNN_name.sql`` (package data). At open
 every file whose version is not yet in ``schema_version`` is applied in order, each inside its
