@@ -17,7 +17,7 @@ from tmbot.domain import ApiKey, ProviderName
 from tmbot.errors import ConfigError
 from tmbot.records import KeyBinding, KeyRef, KeyScope
 from tmbot.redact import RedactingFilter, install_redaction, redact
-from tmbot.vault import Vault, _create_key_file, fingerprint, key_file_for
+from tmbot.vault import REMEMBERED_KEYS, Vault, _create_key_file, fingerprint, key_file_for
 
 RAW_KEY = "tm_test_SECRETabcdef1234"
 
@@ -59,6 +59,20 @@ def test_decrypting_with_another_secret_is_a_config_error(fernet_key: bytes) -> 
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     with pytest.raises(ConfigError):
         Vault(fernet_key).decrypt(b"not a token")
+
+
+def test_decrypted_keys_are_remembered_within_a_bound(fernet_key: bytes) -> None:
+    vault = Vault(fernet_key)
+    texts = [vault.encrypt(ApiKey(f"{RAW_KEY}-{i}")) for i in range(REMEMBERED_KEYS + 1)]
+    first = vault.decrypt(texts[0])
+    assert vault.decrypt(texts[0]) is first  # remembered, not decrypted again
+    assert [vault.decrypt(t).secret for t in texts[1:4]] == [f"{RAW_KEY}-{i}" for i in (1, 2, 3)]
+    for text in texts[4:]:
+        vault.decrypt(text)
+    again = vault.decrypt(texts[0])  # the oldest went out
+    assert again == first and again is not first
+    with pytest.raises(ConfigError):  # another secret's vault remembers nothing of this one
+        Vault(Fernet.generate_key()).decrypt(texts[0])
 
 
 def test_fingerprint_and_key_file_location() -> None:
