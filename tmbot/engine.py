@@ -721,8 +721,7 @@ class _Progress:
 
 
 async def image_size(image: bytes) -> tuple[int, int]:
-    def measure() -> tuple[int, int]:
-        with Image.open(io.BytesIO(image)) as img:
-            return img.size
-
-    return await asyncio.to_thread(measure)
+    """The image's width and height. Opening reads only the file's header (nothing is
+    decoded), which costs less than the trip to a worker thread would."""
+    with Image.open(io.BytesIO(image)) as img:
+        return img.size
