@@ -429,6 +429,10 @@ async def _connect(
                 log.warning("SQLite refused WAL mode for %s (journal_mode=%s)", path, mode)
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA foreign_keys = ON")
+        if log.isEnabledFor(logging.DEBUG):
+            # statements run in batches (functions), so aiosqlite's own log no longer shows
+            # them: at DEBUG the connection logs every statement it runs
+            await db.set_trace_callback(log.debug)
         await _migrate(db, migrations, now=now())
     except sqlite3.Error as exc:
         await db.close()
@@ -442,8 +446,9 @@ async def _connect(
 # --- the store -------------------------------------------------------------------------
 
 
-#: Operations one trip to the connection's thread takes at most.
-MAX_BATCH = 256
+#: Operations one trip to the connection's thread takes at most. Their callers all resume
+#: in the same turn of the event loop when the trip returns, so this also bounds that turn.
+MAX_BATCH = 64
 
 T = TypeVar("T")
 
