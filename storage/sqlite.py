@@ -1164,18 +1164,18 @@ class SqliteStore:
     # --- linked teams and accounts -----------------------------------------------------
 
     async def put_link_code(self, code: LinkCode) -> None:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> None:
             # codes a day past their expiry are forgotten (until then they are still told
             # apart from codes that never existed)
-            await db.execute(
+            db.execute(
                 "DELETE FROM link_codes WHERE expires_at < ?", (code.created_at - _CODE_MEMORY,)
             )
-            await db.execute(
+            db.execute(
                 "DELETE FROM link_codes"
                 " WHERE tenant = ? AND user_id = ? AND kind = ? AND used_at IS NULL",
                 (code.tenant, code.user_id, code.kind.value),
             )
-            await db.execute(
+            db.execute(
                 "INSERT INTO link_codes (code_hash, kind, tenant, user_id, created_at,"
                 " expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -1188,6 +1188,8 @@ class SqliteStore:
                     code.used_at,
                 ),
             )
+
+        await self._write(run)
 
     async def get_link_code(self, code_hash: str) -> LinkCode | None:
         rows = await self._fetch(
@@ -1218,11 +1220,12 @@ class SqliteStore:
 
     async def link_teams(self, link: TeamLink, *, code_hash: str, now: float) -> bool:
         try:
-            async with self._write() as db:
-                used = await db.execute(_USE_CODE, (now, code_hash, "team", link.home, now))
+
+            def run(db: sqlite3.Connection) -> None:
+                used = db.execute(_USE_CODE, (now, code_hash, "team", link.home, now))
                 if used.rowcount != 1:
                     raise _NotLinked
-                made = await db.execute(
+                made = db.execute(
                     "INSERT INTO team_links (joined, home, linked_by, linked_at)"
                     " SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM team_links"
                     " WHERE joined IN (?, ?) OR home IN (?, ?))",
@@ -1236,15 +1239,17 @@ class SqliteStore:
                 )
                 if made.rowcount != 1:
                     raise _NotLinked
-                await db.execute(_REHOME, (link.home, link.joined))
+                db.execute(_REHOME, (link.home, link.joined))
+
+            await self._write(run)
         except _NotLinked:
             return False
         return True
 
     async def unlink_teams(self, tenant: str) -> TeamLink | None:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> TeamLink | None:
             rows = list(
-                await db.execute_fetchall(
+                db.execute(
                     "SELECT home, joined, linked_by, linked_at FROM team_links"
                     " WHERE joined = ? OR home = ?",
                     (tenant, tenant),
@@ -1253,13 +1258,15 @@ class SqliteStore:
             if not rows:
                 return None
             link = _team_link_from_row(rows[0])
-            await db.execute(
+            db.execute(
                 "DELETE FROM person_links WHERE tenant IN (?, ?) OR home_tenant IN (?, ?)",
                 (link.home, link.joined) * 2,
             )
-            await db.execute("DELETE FROM team_links WHERE joined = ?", (link.joined,))
-            await db.execute(_REHOME, (link.home, link.joined))
+            db.execute("DELETE FROM team_links WHERE joined = ?", (link.joined,))
+            db.execute(_REHOME, (link.home, link.joined))
             return link
+
+        return await self._write(run)
 
     async def person_links(self, tenant: str, user_id: str) -> list[PersonLink]:
         rows = await self._fetch(
@@ -1273,14 +1280,15 @@ class SqliteStore:
     async def link_people(self, link: PersonLink, *, code_hash: str, now: float) -> bool:
         home, joined = (link.home_tenant, link.home_user_id), (link.tenant, link.user_id)
         try:
-            async with self._write() as db:
-                used = await db.execute(
+
+            def run(db: sqlite3.Connection) -> None:
+                used = db.execute(
                     _USE_CODE + " AND user_id = ?",
                     (now, code_hash, "person", link.home_tenant, now, link.home_user_id),
                 )
                 if used.rowcount != 1:
                     raise _NotLinked
-                made = await db.execute(
+                made = db.execute(
                     "INSERT INTO person_links (tenant, user_id, home_tenant, home_user_id,"
                     " linked_at) SELECT ?, ?, ?, ?, ?"
                     " WHERE EXISTS (SELECT 1 FROM team_links"
@@ -1306,16 +1314,18 @@ class SqliteStore:
                 )
                 if made.rowcount != 1:
                     raise _NotLinked
-                await db.execute(_REHOME, (link.home_tenant, link.tenant))
+                db.execute(_REHOME, (link.home_tenant, link.tenant))
+
+            await self._write(run)
         except _NotLinked:
             return False
         return True
 
     async def unlink_people(self, tenant: str, user_id: str) -> list[PersonLink]:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> list[PersonLink]:
             where = " WHERE (tenant = ? AND user_id = ?) OR (home_tenant = ? AND home_user_id = ?)"
             rows = list(
-                await db.execute_fetchall(
+                db.execute(
                     "SELECT home_tenant, home_user_id, tenant, user_id, linked_at"  # noqa: S608
                     " FROM person_links" + where,
                     (tenant, user_id) * 2,
@@ -1323,10 +1333,12 @@ class SqliteStore:
             )
             links = [_person_link_from_row(row) for row in rows]
             if links:
-                await db.execute("DELETE FROM person_links" + where, (tenant, user_id) * 2)  # noqa: S608
+                db.execute("DELETE FROM person_links" + where, (tenant, user_id) * 2)  # noqa: S608
             for link in links:
-                await db.execute(_REHOME, (link.home_tenant, link.tenant))
+                db.execute(_REHOME, (link.home_tenant, link.tenant))
             return links
+
+        return await self._write(run)
 
     async def resolve_home(self, tenant: str, user_id: str) -> Home | None:
         rows = await self._fetch(
