@@ -13,7 +13,9 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -34,6 +36,23 @@ log = logging.getLogger(__name__)
 
 MANIFEST = Path(__file__).with_name("manifest.yml")
 EVENTS_PATH = "/slack/events"
+DEFAULT_API_URL = "https://slack.com/api/"
+
+#: What slack_sdk's async client raises when Slack's Web API cannot be reached: its own
+#: errors, and aiohttp's (ClientConnectorError…), the OS's and timeouts, which it lets through.
+UNREACHABLE = (SlackClientError, aiohttp.ClientError, OSError, TimeoutError)
+
+
+def unreachable(api_url: str | None, exc: BaseException) -> str:
+    """The one sentence for an unreachable Web API: the host and the error's kind, never the
+    URL's other parts (nor a token)."""
+    parts = urlsplit(api_url or DEFAULT_API_URL)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    where = (parts.hostname or "?") + (f":{port}" if port is not None else "")
+    return f"Slack's Web API cannot be reached at {where} ({type(exc).__name__})"
 
 
 def _required(env: Mapping[str, str], name: str, why: str) -> str:
@@ -92,8 +111,10 @@ async def connect_client(settings: SlackSettings) -> AsyncWebClient:
         raise ConfigError(
             f"SLACK_BOT_TOKEN is not valid (Slack answered {slack_error(exc) or 'an error'})."
         ) from None
-    except SlackClientError as exc:
-        raise ConfigError(f"Slack's Web API cannot be reached ({type(exc).__name__}).") from None
+    except UNREACHABLE as exc:
+        raise ConfigError(
+            f"{unreachable(settings.api_url, exc)}; check the network, or SLACK_API_URL."
+        ) from None
     return client
 
 
@@ -253,11 +274,11 @@ async def doctor_check(env: Mapping[str, str]) -> Finding:
             "copy the Bot User OAuth Token (xoxb-…) again from the app's OAuth & Permissions "
             "page into SLACK_BOT_TOKEN",
         )
-    except SlackClientError as exc:
+    except UNREACHABLE as exc:
         return Finding(
             "Slack auth",
             False,
-            f"Slack's Web API cannot be reached ({type(exc).__name__})",
+            unreachable(settings_url, exc),
             "check the network, or SLACK_API_URL",
         )
     header = next((v for k, v in answer.headers.items() if k.lower() == "x-oauth-scopes"), "")
