@@ -197,3 +197,25 @@ async def test_an_unreachable_web_api_is_one_sentence_and_exit_code_2(fake: Fake
         assert len(err.strip().splitlines()) == 1, err
         assert token not in err and fake.app_token not in err
 
+
+async def test_a_refused_app_token_is_one_sentence_not_endless_retries(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    """slack_sdk's Socket Mode connect() retries a refused app token forever; tmbot asks
+    apps.connections.open itself first and says so."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TMBOT_"))}
+    env = {
+        **base,
+        "TMBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "TMBOT_SECRET_KEY": Fernet.generate_key().decode(),
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_APP_TOKEN": "xapp-1-not-the-right-one",
+        "SLACK_API_URL": fake.api_url,
+    }
+    code, err = await _refusal(env)
+    assert code == 2, err
+    said = err.strip().splitlines()
+    assert said[-1] == "tmbot: SLACK_APP_TOKEN is not valid (Slack answered invalid_auth).", err
+    assert "Traceback" not in err and "xapp-1-not-the-right-one" not in err
+    assert len(fake.calls_to("apps.connections.open")) == 1  # asked once, not retried
+    assert fake.socket_connections_opened == 0

@@ -130,7 +130,6 @@ class SlackAdapter:
         self._app: AsyncApp | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._served = False
-        self._closed = asyncio.Event()
 
     def attach(self, engine: Engine, stopping: Callable[[], bool]) -> None:
         self.notifier.key_label = key_label(engine)
@@ -153,18 +152,26 @@ class SlackAdapter:
             self._served = True  # the runner serves the endpoint before starting adapters
             return "HTTP mode"
         handler = AsyncSocketModeHandler(self.app, app_token=self.settings.app_token)
-        self._socket = handler
+        self._socket = handler  # closed by close(), whether it connects or not
+        # slack_sdk's connect() retries every failure forever (a refused app token included),
+        # so the token is tried here first: the URL it gets is the one connect() then uses
         try:
-            await handler.connect_async()  # type: ignore[no-untyped-call]
+            opened = await handler.client.web_client.apps_connections_open(
+                app_token=self.settings.app_token
+            )
         except SlackApiError as exc:
             raise ConfigError(
-                f"SLACK_APP_TOKEN is not valid (Slack answered {slack_error(exc)})."
+                f"SLACK_APP_TOKEN is not valid (Slack answered {slack_error(exc) or 'an error'})."
             ) from None
+        except UNREACHABLE as exc:
+            raise ConfigError(
+                f"{unreachable(self.settings.api_url, exc)}; check the network, or SLACK_API_URL."
+            ) from None
+        handler.client.wss_uri = str(opened["url"])
+        await handler.connect_async()  # type: ignore[no-untyped-call]
         return "Socket Mode"
 
     async def connected(self) -> bool:
-        if self._closed.is_set():
-            return False
         if self._socket is None:
             return self._served
         return bool(await self._socket.client.is_connected())
@@ -173,7 +180,10 @@ class SlackAdapter:
         """Slash commands keep being answered ("restarting") while the grace runs."""
 
     async def failed(self) -> None:
-        await self._closed.wait()
+        """Never returns: slack_sdk's Socket Mode client reconnects by itself, forever (its
+        connect loop retries every failure), so a connection only ends for good when
+        :meth:`close` ends it; a socket down meanwhile shows in ``/readyz`` (``connected``)."""
+        await asyncio.get_running_loop().create_future()
 
     async def close(self) -> None:
         self._served = False
