@@ -175,7 +175,7 @@ async def test_doctor_says_slack_cannot_be_reached_in_one_line(
     sim: Simulator, tmp_path: Path
 ) -> None:
     port = dead_port()
-    token = "xoxb-doctor-never-reaches-0002"  # noqa: S105
+    token = "xoxb-doctor-never-reaches-0002"
     env = {
         **base_env(sim, tmp_path / "bot.db", Fernet.generate_key().decode()),
         "SLACK_BOT_TOKEN": token,

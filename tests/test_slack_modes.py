@@ -181,7 +181,7 @@ async def test_missing_or_invalid_token_is_one_sentence_and_exit_code_2(fake: Fa
 async def test_an_unreachable_web_api_is_one_sentence_and_exit_code_2(fake: FakeSlack) -> None:
     port = dead_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    token = "xoxb-never-reaches-slack-0001"  # noqa: S105
+    token = "xoxb-never-reaches-slack-0001"
     for mode in ({"SLACK_SIGNING_SECRET": SECRET}, {"SLACK_APP_TOKEN": fake.app_token}):
         env = {
             **base,
