@@ -146,9 +146,7 @@ async def _listen(
 
 async def _start(adapters: Sequence[Adapter], stopper: Stopper, *, name: str) -> list[str] | None:
     """Connect every adapter together; None when the stop came first."""
-    starting: asyncio.Future[list[str]] = asyncio.ensure_future(
-        asyncio.gather(*(a.start() for a in adapters))
-    )
+    starting: asyncio.Future[list[str]] = asyncio.ensure_future(_start_all(adapters))
     stop: asyncio.Future[object] = asyncio.ensure_future(stopper.event.wait())
     either: list[asyncio.Future[object]] = [starting, stop]  # type: ignore[list-item]
     try:
@@ -160,10 +158,23 @@ async def _start(adapters: Sequence[Adapter], stopper: Stopper, *, name: str) ->
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await starting
         return None
-    modes: list[str] = starting.result()  # raises the first adapter's refusal
+    modes: list[str] = starting.result()  # raises an adapter's refusal
     for adapter, mode in zip(adapters, modes, strict=True):
         print(f"tmbot {name}: {adapter.platform} connected ({mode})", flush=True)
     return modes
+
+
+async def _start_all(adapters: Sequence[Adapter]) -> list[str]:
+    """Every adapter's ``start()`` in one task group: when one is refused, the others are
+    cancelled and awaited before its error is raised (nothing keeps connecting while the
+    adapters close), and that error is raised alone, not in an ExceptionGroup."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(a.start(), name=f"start {a.platform}") for a in adapters]
+    except BaseExceptionGroup as failed:
+        errors = failed.exceptions
+        raise next((e for e in errors if isinstance(e, ConfigError)), errors[0]) from None
+    return [task.result() for task in tasks]
 
 
 async def _until_stopped(adapters: Sequence[Adapter], stopper: Stopper) -> int:
