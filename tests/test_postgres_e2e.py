@@ -115,12 +115,19 @@ async def test_postgresql_takes_the_secret_from_the_environment(
 
 
 async def _migrate_db(source: str, target: str, env: dict[str, str]) -> tuple[int, str, str]:
+    return await _migrate_db_args(env, "--from", source, "--to", target)
+
+
+async def _migrate_db_args(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *tmbot_command("migrate-db", "--from", source, "--to", target),
+        *tmbot_command("migrate-db", *args),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
@@ -226,6 +233,42 @@ async def test_migrate_db_refuses_what_it_cannot_copy(tmp_path: Path, pg_url: st
         code, out, err = await _migrate_db(source, target, env)
         assert (code, out, err) == (2, "", f"tmbot: {says}\n")
     assert not (tmp_path / "none.db").exists()
+
+
+async def test_migrate_db_takes_the_target_from_tmbot_database_url(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The recommended form: no URL (no password) in argv; --from defaults to tmbot.db."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMBOT_")}
+    code, out, err = await _migrate_db_args(env, cwd=tmp_path)
+    assert (code, out) == (2, "")
+    assert err == (
+        "tmbot: migrate-db needs the PostgreSQL database to fill: set "
+        "TMBOT_DATABASE_URL=postgresql://user:password@host:5432/database (or pass --to).\n"
+    )
+    sqlite_env = {**env, "TMBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"}
+    code, out, err = await _migrate_db_args(sqlite_env, cwd=tmp_path)
+    assert code == 2 and err.startswith("tmbot: TMBOT_DATABASE_URL names a SQLite database")
+
+    async with await SqliteStore.open(tmp_path / "tmbot.db"):
+        pass  # an empty database at this tmbot's schema, where --from looks by default
+    code, out, err = await _migrate_db_args({**env, "TMBOT_DATABASE_URL": pg_url}, cwd=tmp_path)
+    assert (code, err) == (0, ""), err
+    assert "Copied 0 rows from the database tmbot.db into " in out
+    assert pg_url not in out
+
+
+async def test_migrate_db_notes_a_password_in_argv(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMBOT_")}
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    target = "postgresql://tmbot:hunter2hunter2@127.0.0.1:9/tmbot"
+    code, out, err = await _migrate_db(missing, target, env)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "tmbot: note: a password in --to shows in the process list; set TMBOT_DATABASE_URL "
+        "instead and leave --to out.",
+        f"tmbot: There is no SQLite database at {tmp_path / 'none.db'} to copy.",
+    ]
 
 
 # --- processes -----------------------------------------------------------------------------

@@ -13,13 +13,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
 from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
 from storage import Database, database, open_store
 from storage import postgres as pg
-from storage.sqlite import SqliteStore, latest_schema, stored_schema
+from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, latest_schema, stored_schema
 from storage.transfer import key_file_hint, migrate_database
 from tmbot import doctor
 from tmbot.config import Config
@@ -261,9 +262,35 @@ async def _postgres_finding(target: Database) -> tuple[doctor.Finding, list[KeyB
     return doctor.Finding("database", True, detail), bindings
 
 
-async def _migrate_db(args: argparse.Namespace) -> int:
+def _migration_target(config: Config, flag: str | None) -> Database:
+    """``--to``, else ``TMBOT_DATABASE_URL`` (the recommended form: a password in an argument
+    is in the process list and the shell's history)."""
+    if flag is not None:
+        parts = urlsplit(flag)
+        if parts.password or "password=" in parts.query:
+            print(
+                "tmbot: note: a password in --to shows in the process list; set "
+                "TMBOT_DATABASE_URL instead and leave --to out.",
+                file=sys.stderr,
+            )
+        return database(flag)
+    if config.database_url is None:
+        raise ConfigError(
+            "migrate-db needs the PostgreSQL database to fill: set "
+            "TMBOT_DATABASE_URL=postgresql://user:password@host:5432/database (or pass --to)."
+        )
+    target = database(config.database_url)
+    if target.path is not None:
+        raise ConfigError(
+            "TMBOT_DATABASE_URL names a SQLite database; migrate-db fills a PostgreSQL one: "
+            "set TMBOT_DATABASE_URL=postgresql://… (or pass --to)."
+        )
+    return target
+
+
+async def _migrate_db(config: Config, args: argparse.Namespace) -> int:
     """Copy a SQLite database into an empty PostgreSQL one; counts per table."""
-    source, target = database(args.source), database(args.target)
+    source, target = database(args.source), _migration_target(config, args.target)
     copied = await migrate_database(source, target)
     width = max(len(c.table) for c in copied)
     for c in copied:
@@ -325,8 +352,21 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser(
         "migrate-db", help="copy a SQLite database into an empty PostgreSQL database"
     )
-    migrate.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH")
-    migrate.add_argument("--to", dest="target", required=True, metavar="postgresql://…")
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        default=DEFAULT_DATABASE_URL,
+        metavar="sqlite:///PATH",
+        help=f"the SQLite database to copy (default: {DEFAULT_DATABASE_URL})",
+    )
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        default=None,
+        metavar="postgresql://…",
+        help="the empty PostgreSQL database (default, and recommended: TMBOT_DATABASE_URL, "
+        "which keeps its password out of the process list)",
+    )
     sub.add_parser("status", help="what the database holds: work per key, waiting events")
     discord_cmd = sub.add_parser("discord", help="run the Discord bot (DISCORD_TOKEN)")
     discord_cmd.add_argument("action", nargs="?", choices=("run", "invite-url"), default="run")
@@ -395,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return asyncio.run(_status(config))
         if args.command == "migrate-db":
-            return asyncio.run(_migrate_db(args))
+            return asyncio.run(_migrate_db(config, args))
         if args.command == "sim":
             return asyncio.run(_sim(args))
         if args.command == "discord":
