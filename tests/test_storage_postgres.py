@@ -281,6 +281,14 @@ def test_config_accepts_both_kinds_of_url_and_refuses_others_without_echo() -> N
         assert message.endswith(says) and "hunter2secret" not in message
 
 
+def test_config_repr_leaves_the_database_url_out() -> None:
+    config = Config.from_env({"TMBOT_DATABASE_URL": "postgresql://bot:hunter2secret@db/x"})
+    assert config.database_url == "postgresql://bot:hunter2secret@db/x"
+    for text in (repr(config), str(config), f"{config!r}"):
+        assert "hunter2secret" not in text and "database_url" not in text
+    assert "time_scale=1.0" in repr(config)  # the rest is still shown
+
+
 async def test_two_stores_on_one_database_race_safely(pg_url: str) -> None:
     """Two pools (as two processes will have): a guarded transition is won once, events of
     one generation stay numbered 1..n without a gap or a repeat, a platform event is
