@@ -312,3 +312,34 @@ def test_redact_leaves_ordinary_text_alone() -> None:
     assert redact(text) == text
     assert redact("TMBOT_SECRET_KEY=abcdefgh") == "TMBOT_SECRET_KEY=[redacted]"
     assert redact(f"api_key={TM_KEY}&x=1") == f"api_key=…{TM_KEY[-4:]}&x=1"
+
+
+def test_a_secret_registered_with_a_ttl_is_dropped_once_it_has_passed() -> None:
+    now = [1000.0]
+    redacting = RedactingFilter(clock=lambda: now[0])
+    code, key = "ABCD-EFGH-JKLM", VTRIX_KEY
+    redacting.register(key)  # for good
+    redacting.register(code, ttl=600.0)
+    assert redacting.redact(f"{code} {key}") == f"…JKLM …{key[-4:]}"
+    now[0] += 599.0
+    assert redacting.redact(code) == "…JKLM" and redacting.registered == 2
+    now[0] += 1.0
+    assert redacting.redact(f"{code} {key}") == f"{code} …{key[-4:]}"  # the key stays
+    assert redacting.registered == 1
+
+    # a code made every few seconds for a day: only the live ones are ever kept
+    for n in range(2000):
+        now[0] += 45.0
+        redacting.register(f"code-{n:08d}", ttl=600.0)
+    assert redacting.registered == 1 + 600 // 45 + 1  # the key and the codes still usable
+    assert redacting.redact("code-00000000 code-00001999") == "code-00000000 …1999"
+
+
+def test_registering_again_keeps_the_longer_life() -> None:
+    now = [0.0]
+    redacting = RedactingFilter(clock=lambda: now[0])
+    redacting.register(VTRIX_KEY, ttl=10.0)
+    redacting.register(VTRIX_KEY)  # the same text as a lasting secret: never dropped
+    redacting.register(VTRIX_KEY, ttl=1.0)
+    now[0] = 1e9
+    assert VTRIX_KEY not in redacting.redact(VTRIX_KEY)

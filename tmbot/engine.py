@@ -53,6 +53,7 @@ from tmbot.links import Links
 from tmbot.ports import Store
 from tmbot.providers.base import ImageProvider
 from tmbot.records import Generation, GenStatus, KeyScope
+from tmbot.redact import SecretSink
 from tmbot.replies import (
     DeleteAccepted,
     GenerationAccepted,
@@ -119,7 +120,7 @@ class Engine:
         providers: Mapping[ProviderName, ImageProvider],
         clock: Clock,
         scheduler: Scheduler | None = None,
-        on_secret: Callable[[str], None] | None = None,
+        on_secret: SecretSink | None = None,
         now: Callable[[], float] = time.time,
         stored: Stored | None = None,
     ) -> None:
