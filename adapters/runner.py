@@ -82,10 +82,13 @@ async def serve(
     host: str,
     port: int | None,
     stopper: Stopper,
+    port_flag: str | None = None,
 ) -> int:
     """Run ``adapters`` until ``stopper`` is set. ``port``: where the HTTP server listens
     (the Slack endpoint when an adapter serves one, the health routes always); None: no
-    HTTP server. Returns the exit code (1 when an adapter's connection ended by itself)."""
+    HTTP server; ``port_flag``: the option that set it, for a refusal (by default ``--port``
+    when an adapter serves routes, else ``--health-port``). Returns the exit code (1 when an
+    adapter's connection ended by itself)."""
     if not adapters:
         raise ConfigError(NO_PLATFORM)
     notifiers = {a.platform: a.notifier for a in adapters}
@@ -99,7 +102,9 @@ async def serve(
             for adapter in adapters:
                 checks[adapter.platform] = adapter.connected
             if port is not None:
-                runner = await _listen(adapters, checks, name=name, host=host, port=port)
+                runner = await _listen(
+                    adapters, checks, name=name, host=host, port=port, flag=port_flag
+                )
             modes = await _start(adapters, stopper, name=name)
             if modes is not None:
                 await rt.engine.resume()
@@ -121,7 +126,13 @@ async def serve(
 
 
 async def _listen(
-    adapters: Sequence[Adapter], checks: dict[str, Check], *, name: str, host: str, port: int
+    adapters: Sequence[Adapter],
+    checks: dict[str, Check],
+    *,
+    name: str,
+    host: str,
+    port: int,
+    flag: str | None,
 ) -> web.AppRunner:
     served = next((app for a in adapters if (app := a.web_app()) is not None), None)
     app = served if served is not None else web.Application()
@@ -132,7 +143,8 @@ async def _listen(
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
-        flag = "--port" if served is not None else "--health-port"
+        if flag is None:
+            flag = "--port" if served is not None else "--health-port"
         raise ConfigError(
             f"tmbot {name} cannot listen on {host} port {port} "
             f"({exc.strerror or 'address unavailable'}); pick another with {flag}."

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +249,41 @@ async def test_http_mode_serves_slack_and_health_on_one_port(world: World) -> No
     finally:
         code = await bot.stop()
     assert code == 0, bot.text()[-3000:]
+
+
+async def test_http_with_only_discord_serves_health_on_the_port(world: World) -> None:
+    """The Procfile's `tmbot run --http --port $PORT` with DISCORD_TOKEN alone: the web
+    process binds $PORT (the health routes), as a PaaS boot check needs."""
+    env = {k: v for k, v in world.env.items() if not k.startswith("SLACK_")}
+    bot = await start_run(env, "--http", "--port", "0", "--host", "127.0.0.1")
+    try:
+        url = first_match(await bot.wait_line(r"health on "), HEALTH)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            assert (await client.get("/healthz")).json() == {"status": "alive"}
+            await bot.wait_line(r"tmbot run: ready \(gateway\)")
+            answer = await client.get("/readyz")
+            assert answer.status_code == 200, answer.text
+            assert set(answer.json()["checks"]) == {"store", "engine", "discord"}
+            assert (await client.post("/slack/events", content=b"x")).status_code == 404
+    finally:
+        code = await bot.stop()
+    assert code == 0, bot.text()[-3000:]
+    assert "/slack/events" not in bot.text()
+
+
+async def test_http_port_taken_names_the_port_flag(world: World) -> None:
+    env = {k: v for k, v in world.env.items() if not k.startswith("SLACK_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bot = await start_run(env, "--http", "--port", str(port), "--host", "127.0.0.1")
+        code = await bot.finished()
+    assert code == 2, bot.text()[-3000:]
+    said = [line for line in bot.err if line.startswith("tmbot:")]
+    assert len(said) == 1, bot.text()[-3000:]
+    assert said[0].startswith(f"tmbot: tmbot run cannot listen on 127.0.0.1 port {port} (")
+    assert said[0].endswith("; pick another with --port.\n")  # the option that set it
 
 
 async def test_without_any_chat_token_it_names_the_variables_and_exits_2(tmp_path: Path) -> None:

@@ -141,9 +141,8 @@ async def _run(config: Config, args: argparse.Namespace, redactor: RedactingFilt
         adapters.append(await slack_main.adapter(env, http=args.http, redactor=redactor))
     if discord_main.configured(env):
         adapters.append(discord_main.DiscordAdapter(env, redactor=redactor))
-    http_slack = any(
-        isinstance(a, slack_main.SlackAdapter) and not a.settings.socket_mode for a in adapters
-    )
+    # --http: everything served is on --port (Slack's endpoint when Slack runs, the health
+    # routes always), so a PaaS web process with only DISCORD_TOKEN still binds $PORT
     stopper = Stopper()
     stopper.install()
     return await runner.serve(
@@ -152,7 +151,8 @@ async def _run(config: Config, args: argparse.Namespace, redactor: RedactingFilt
         redactor=redactor,
         name="run",
         host=args.host,
-        port=args.port if http_slack else args.health_port,
+        port=args.port if args.http else args.health_port,
+        port_flag="--port" if args.http else "--health-port",
         stopper=stopper,
     )
 
@@ -387,13 +387,14 @@ def _parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=os.environ.get("PORT") or 3000,
-        help="Slack HTTP mode's port ($PORT), with /healthz and /readyz",
+        help="with --http: Slack HTTP mode's port ($PORT), with /healthz and /readyz (these "
+        "alone when only Discord runs)",
     )
     run.add_argument(
         "--health-port",
         type=int,
         default=None,
-        help="/healthz and /readyz when Slack is in Socket Mode or only Discord runs",
+        help="/healthz and /readyz without --http (Socket Mode, or Discord alone)",
     )
 
     sim = sub.add_parser("sim", help="serve both image APIs locally (tests, demos)")
