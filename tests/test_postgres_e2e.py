@@ -59,8 +59,9 @@ async def test_a_brief_on_postgresql_is_delivered_once(
 async def test_a_restart_resumes_unfinished_work_from_postgresql(
     tmp_path: Path, pg_url: str
 ) -> None:
-    # tasks take about five real seconds: the bot stops while all three are at the provider
-    async with Simulator(SimConfig(time_scale=60.0, estimate_seconds=300.0, seed=3)) as sim:
+    # the simulator holds every task running: the bot stops while all three are at the
+    # provider, however long that takes
+    async with Simulator(SimConfig(time_scale=60.0, hold_tasks=True, seed=3)) as sim:
         first = Recorder()
         async with running_bot(tmp_path, sim, database_url=pg_url, recorder=first) as bot:
             await bot.bind("alice", KEY)
@@ -69,6 +70,8 @@ async def test_a_restart_resumes_unfinished_work_from_postgresql(
         async with await PostgresStore.open(pg_url) as store:
             left = await store.unfinished_generations()
         assert {(g.id, g.status) for g in left} == {(g.id, GenStatus.SUBMITTED) for g in gens}
+        assert sim.stats().for_key(KEY).tasks_completed == 0
+        assert sim.release() == 3
         second = Recorder()
         async with running_bot(tmp_path, sim, database_url=pg_url, recorder=second) as bot:
             await bot.settled()
@@ -319,9 +322,9 @@ async def test_a_console_killed_on_postgresql_leaves_its_work_to_the_next_start(
     engine lock, the next console starts at once, polls both again (never re-sends) and
     delivers each once."""
     secret = Fernet.generate_key().decode()
-    # tasks take about six real seconds: both are at the provider when the console dies
-    async with sim_process("--time-scale", "5") as sim:
-        env = bot_env(sim.url, tmp_path / "unused.db", scale=5.0)
+    # the simulator holds every task running: both are at the provider when the console dies
+    async with sim_process("--time-scale", "60", "--hold-tasks") as sim:
+        env = bot_env(sim.url, tmp_path / "unused.db", scale=60.0)
         env.update(TMBOT_DATABASE_URL=pg_url, TMBOT_SECRET_KEY=secret)
         first = await start_console(env, tmp_path / "images", "--user", "alice")
         assert first.stdin is not None and first.stdout is not None
@@ -335,6 +338,8 @@ async def test_a_console_killed_on_postgresql_leaves_its_work_to_the_next_start(
             started |= set(re.findall(r"^\[(\w+)\] started ", line))
         first.kill()
         await first.wait()
+        assert (await sim.stats())["totals"]["tasks_completed"] == 0
+        assert await sim.release() == 2
         code, stdout, stderr = await run_console(env, tmp_path / "images", [])
         assert code == 0, stderr
         assert set(re.findall(r"^\[(\w+)\] delivered: ", stdout, re.M)) == started

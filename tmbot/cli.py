@@ -287,6 +287,7 @@ async def _sim(args: argparse.Namespace) -> int:
         image_ttl_seconds=args.image_ttl,
         hang_seconds=args.hang_seconds,
         seed=args.seed,
+        hold_tasks=args.hold_tasks,
     )
     try:
         await run_server(args.host, args.port, config)
@@ -369,6 +370,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--malformed-rate", type=float, default=0.0, help="garbled answers")
     sim.add_argument("--image-ttl", type=float, default=3600.0, help="image URL lifetime (s)")
     sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument(
+        "--hold-tasks",
+        action="store_true",
+        help="tasks stay running until POST /_sim/release (tests)",
+    )
 
     slack = sub.add_parser("slack", help="run the Slack app (Socket Mode if SLACK_APP_TOKEN)")
     slack.add_argument("--http", action="store_true", help="HTTP mode even with SLACK_APP_TOKEN")
