@@ -478,6 +478,7 @@ class PostgresStore:
         self._exclusive = exclusive
         self._control_lock = asyncio.Lock()
         self._closed = False
+        self._lost = asyncio.Event()
 
     @classmethod
     async def open(
@@ -524,7 +525,6 @@ class PostgresStore:
             else:
                 if exclusive:
                     await _take_engine_lock(control, target)
-                    control.add_termination_listener(_lost_lock)
                 await _migrate(control, load_migrations(), now=now())
             pool = await asyncpg.create_pool(
                 target.dsn,
@@ -539,7 +539,12 @@ class PostgresStore:
         except BaseException:
             await control.close()
             raise
-        return cls(pool, control, target=target, now=now, exclusive=exclusive and not read_only)
+        store = cls(pool, control, target=target, now=now, exclusive=exclusive and not read_only)
+        if store._exclusive:
+            control.add_termination_listener(store._control_ended)
+            if control.is_closed():  # it ended before the listener was there
+                store._lost.set()
+        return store
 
     @property
     def target(self) -> PostgresUrl:
@@ -556,12 +561,22 @@ class PostgresStore:
                 log.warning("store calls still running after %g s; closing anyway", CLOSE_TIMEOUT)
                 self._pool.terminate()
         finally:
-            if self._exclusive:
-                self._control.remove_termination_listener(_lost_lock)
+            if self._exclusive:  # an orderly close is not a lost lock
+                self._control.remove_termination_listener(self._control_ended)
             try:
                 await self._control.close()  # ends the session: the engine lock is released
             except (*_CONNECT_ERRORS, asyncpg.InternalClientError):
                 self._control.terminate()  # already broken: nothing to say goodbye to
+
+    def _control_ended(self, conn: object) -> None:
+        """The control connection ended while the store was open: the server has dropped
+        the engine lock with its session, so another engine may start now."""
+        self._lost.set()
+
+    async def lock_lost(self) -> None:
+        """Return once the engine lock (``exclusive``) has been lost: its connection ended
+        while the store was open. Without the lock (not ``exclusive``), never."""
+        await self._lost.wait()
 
     async def ping(self) -> bool:
         """True when the pool answers and, for the engine, the connection holding its lock
@@ -1303,13 +1318,6 @@ class PostgresStore:
 def _ident(name: str) -> str:
     """A catalog name as a quoted SQL identifier (names only, never values)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def _lost_lock(conn: object) -> None:
-    log.error(
-        "the connection holding this engine's database lock closed; another engine could now "
-        "start on the same database"
-    )
 
 
 if TYPE_CHECKING:

@@ -593,6 +593,11 @@ class SqliteStore:
             if self._db_lock is not None:
                 self._db_lock.release()
 
+    async def lock_lost(self) -> None:
+        """Never returns: the file lock (:mod:`storage.lock`) is this process's until it
+        releases it or ends."""
+        await asyncio.Event().wait()
+
     async def ping(self) -> bool:
         rows = await self._fetch("SELECT 1")
         return bool(rows) and not self._closed

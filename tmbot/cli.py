@@ -24,7 +24,7 @@ from storage.transfer import key_file_hint, migrate_database
 from tmbot import doctor
 from tmbot.config import Config
 from tmbot.domain import ApiKey, ProviderName
-from tmbot.errors import ConfigError, TmbotError
+from tmbot.errors import ConfigError, EngineLockLost, TmbotError
 from tmbot.logs import configure_logging
 from tmbot.providers.tastemachine import DEFAULT_BASE_URL as TASTEMACHINE_URL
 from tmbot.providers.vtrix import DEFAULT_BASE_URL as VTRIX_URL
@@ -425,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(_run(config, args, redactor))
         return asyncio.run(_console(config, args, redactor))
+    except EngineLockLost:
+        return 1  # the runtime logged the one line saying why
     except TmbotError as err:
         print(f"tmbot: {err.user_message}", file=sys.stderr)
         return 2
