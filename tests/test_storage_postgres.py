@@ -186,6 +186,7 @@ async def test_an_engine_whose_lock_connection_dies_is_not_ready(pg_url: str) ->
         finally:
             await conn.close()
         assert ended == 1
+        await asyncio.wait_for(first.lock_lost(), 30)  # what the runtime stops on
         assert await first.ping() is False  # readiness says so
         second = await open_store(pg_url, exclusive=True)  # the lock went with it
         await second.close()
