@@ -131,7 +131,8 @@ class Store(Protocol):
         self, generation: Generation, events: Sequence[NewEvent] = ()
     ) -> list[OutboxEntry]:
         """Store a new generation and its first events, in one transaction; returns the
-        stored events."""
+        stored events. Its home is the one the stored links give in that transaction,
+        whatever ``generation.actor`` was resolved to before."""
 
     async def update_generation(self, generation: Generation) -> None:
         """Replace the stored row with the same id (fields only; status moves go through
