@@ -321,23 +321,42 @@ _USE_CODE = (
 )
 #: how long past their expiry used and expired codes are kept (to say "expired", not "unknown")
 _CODE_MEMORY = 24 * 3600.0
-# Where each generation of the two tenants (bound twice) is kept now: its tenant's team and
-# its requester's linked account, else their own.
-_REHOME = """
-UPDATE generations SET
-    home_team = COALESCE(
-        (SELECT t.home FROM team_links t WHERE t.joined = generations.actor_tenant),
-        actor_tenant),
-    home_tenant = COALESCE(
-        (SELECT p.home_tenant FROM person_links p
-         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
-        actor_tenant),
-    home_user_id = COALESCE(
-        (SELECT p.home_user_id FROM person_links p
-         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
-        actor_user_id)
-WHERE actor_tenant IN (?, ?)
-"""
+# Where a generation is kept now: its tenant's team and its requester's linked account,
+# else their own. Only rows whose home changes are written (``IS NOT``: a link change leaves
+# the rest of the table alone, and SQLite's write lock is held for as little as it can be).
+_HOME_TEAM = (
+    "COALESCE((SELECT t.home FROM team_links t WHERE t.joined = generations.actor_tenant),"
+    " generations.actor_tenant)"
+)
+_HOME_TENANT = (
+    "COALESCE((SELECT p.home_tenant FROM person_links p WHERE p.tenant ="
+    " generations.actor_tenant AND p.user_id = generations.actor_user_id),"
+    " generations.actor_tenant)"
+)
+_HOME_USER = (
+    "COALESCE((SELECT p.home_user_id FROM person_links p WHERE p.tenant ="
+    " generations.actor_tenant AND p.user_id = generations.actor_user_id),"
+    " generations.actor_user_id)"
+)
+
+
+def _rehome(where: str) -> str:
+    """The home of the generations ``where`` selects, recomputed from the links tables."""
+    return (
+        f"UPDATE generations SET home_team = {_HOME_TEAM}, home_tenant = {_HOME_TENANT},"  # noqa: S608
+        f" home_user_id = {_HOME_USER} WHERE ({where}) AND (home_team IS NOT {_HOME_TEAM}"
+        f" OR home_tenant IS NOT {_HOME_TENANT} OR home_user_id IS NOT {_HOME_USER})"
+    )
+
+
+#: a team link made or removed: the two tenants' generations (bound: the two tenants)
+_REHOME_TENANTS = _rehome("actor_tenant IN (?, ?)")
+#: a person link made or removed: the two accounts' generations (bound: tenant, user twice)
+_REHOME_ACCOUNTS = _rehome(
+    "(actor_tenant = ? AND actor_user_id = ?) OR (actor_tenant = ? AND actor_user_id = ?)"
+)
+#: a generation just stored, whatever home it was resolved to before a link changed
+_REHOME_ONE = _rehome("id = ?")
 
 
 class _NotLinked(Exception):
@@ -592,6 +611,11 @@ class SqliteStore:
         finally:
             if self._db_lock is not None:
                 self._db_lock.release()
+
+    async def lock_lost(self) -> None:
+        """Never returns: the file lock (:mod:`storage.lock`) is this process's until it
+        releases it or ends."""
+        await asyncio.Event().wait()
 
     async def ping(self) -> bool:
         rows = await self._fetch("SELECT 1")
@@ -891,6 +915,7 @@ class SqliteStore:
 
         def run(db: sqlite3.Connection) -> list[OutboxEntry]:
             db.execute(_INSERT_GENERATION, _generation_to_row(generation))
+            db.execute(_REHOME_ONE, (generation.id,))  # the links as they are now
             return self._append(db, generation.id, generation.place.platform, events)
 
         return await self._write(run)
@@ -1239,7 +1264,7 @@ class SqliteStore:
                 )
                 if made.rowcount != 1:
                     raise _NotLinked
-                db.execute(_REHOME, (link.home, link.joined))
+                db.execute(_REHOME_TENANTS, (link.home, link.joined))
 
             await self._write(run)
         except _NotLinked:
@@ -1263,7 +1288,7 @@ class SqliteStore:
                 (link.home, link.joined) * 2,
             )
             db.execute("DELETE FROM team_links WHERE joined = ?", (link.joined,))
-            db.execute(_REHOME, (link.home, link.joined))
+            db.execute(_REHOME_TENANTS, (link.home, link.joined))
             return link
 
         return await self._write(run)
@@ -1314,7 +1339,7 @@ class SqliteStore:
                 )
                 if made.rowcount != 1:
                     raise _NotLinked
-                db.execute(_REHOME, (link.home_tenant, link.tenant))
+                db.execute(_REHOME_ACCOUNTS, (*home, *joined))
 
             await self._write(run)
         except _NotLinked:
@@ -1335,7 +1360,10 @@ class SqliteStore:
             if links:
                 db.execute("DELETE FROM person_links" + where, (tenant, user_id) * 2)  # noqa: S608
             for link in links:
-                db.execute(_REHOME, (link.home_tenant, link.tenant))
+                db.execute(
+                    _REHOME_ACCOUNTS,
+                    (link.home_tenant, link.home_user_id, link.tenant, link.user_id),
+                )
             return links
 
         return await self._write(run)

@@ -25,7 +25,7 @@ from storage.transfer import key_file_hint, migrate_database
 from tmbot import doctor
 from tmbot.config import Config
 from tmbot.domain import ApiKey, ProviderName
-from tmbot.errors import ConfigError, TmbotError
+from tmbot.errors import ConfigError, EngineLockLost, TmbotError
 from tmbot.logs import configure_logging
 from tmbot.providers.tastemachine import DEFAULT_BASE_URL as TASTEMACHINE_URL
 from tmbot.providers.vtrix import DEFAULT_BASE_URL as VTRIX_URL
@@ -314,6 +314,7 @@ async def _sim(args: argparse.Namespace) -> int:
         image_ttl_seconds=args.image_ttl,
         hang_seconds=args.hang_seconds,
         seed=args.seed,
+        hold_tasks=args.hold_tasks,
     )
     try:
         await run_server(args.host, args.port, config)
@@ -410,6 +411,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--malformed-rate", type=float, default=0.0, help="garbled answers")
     sim.add_argument("--image-ttl", type=float, default=3600.0, help="image URL lifetime (s)")
     sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument(
+        "--hold-tasks",
+        action="store_true",
+        help="tasks stay running until POST /_sim/release (tests)",
+    )
 
     slack = sub.add_parser("slack", help="run the Slack app (Socket Mode if SLACK_APP_TOKEN)")
     slack.add_argument("--http", action="store_true", help="HTTP mode even with SLACK_APP_TOKEN")
@@ -460,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(_run(config, args, redactor))
         return asyncio.run(_console(config, args, redactor))
+    except EngineLockLost:
+        return 1  # the runtime logged the one line saying why
     except TmbotError as err:
         print(f"tmbot: {err.user_message}", file=sys.stderr)
         return 2
