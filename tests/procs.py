@@ -108,6 +108,23 @@ async def run_console(
     return proc.returncode, stdout.decode(), stderr.decode()
 
 
+async def run_tmbot(
+    *args: str, env: Mapping[str, str], cwd: Path | None = None, timeout: float = 60
+) -> tuple[int, str, str]:
+    """``tmbot ARGS…`` as a process with no input: its exit code, stdout and stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        *tmbot_command(*args),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env),
+        cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 def dead_port() -> int:
     """A local port nothing listens on (bound, then closed): connections are refused."""
     with socket.socket() as sock:

@@ -4,7 +4,6 @@ saying what to do, exit code 1, and no token or key appears anywhere in the outp
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -17,7 +16,7 @@ from cryptography.fernet import Fernet
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
-from tests.procs import bot_env, dead_port, run_console, tmbot_command
+from tests.procs import bot_env, dead_port, run_console, run_tmbot
 from tmbot.simulator import Simulator
 
 KEY = "tm_test_doctorDDDDDDDDD0003"
@@ -31,16 +30,8 @@ async def fakes() -> AsyncIterator[tuple[FakeSlack, FakeDiscord]]:
 
 
 async def doctor(env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *tmbot_command("doctor"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode() + err.decode()
+    code, out, err = await run_tmbot("doctor", env=env, cwd=cwd)
+    return code, out + err
 
 
 def failures(text: str) -> dict[str, str]:

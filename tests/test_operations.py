@@ -20,7 +20,15 @@ import httpx
 from storage.sqlite import latest_schema, load_migrations, stored_schema
 from tests.fakes.slack import FakeSlack
 from tests.harness import Bot
-from tests.procs import bot_env, dead_port, run_console, sim_process, start_console, tmbot_command
+from tests.procs import (
+    bot_env,
+    dead_port,
+    run_console,
+    run_tmbot,
+    sim_process,
+    start_console,
+    tmbot_command,
+)
 from tmbot.health import serve
 from tmbot.logs import JsonFormatter, configure_logging
 
@@ -135,16 +143,8 @@ async def test_a_dotenv_file_fills_in_what_the_environment_leaves_unset(tmp_path
 
 
 async def _doctor(env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *tmbot_command("doctor"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode() + err.decode()
+    code, out, err = await run_tmbot("doctor", env=env, cwd=cwd)
+    return code, out + err
 
 
 async def test_doctor_passes_a_good_configuration_and_names_each_problem(tmp_path: Path) -> None:

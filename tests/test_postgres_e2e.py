@@ -23,6 +23,7 @@ from tests.procs import (
     bot_env,
     dead_port,
     run_console,
+    run_tmbot,
     sim_process,
     start_console,
     tmbot_command,
@@ -126,17 +127,7 @@ async def _migrate_db(source: str, target: str, env: dict[str, str]) -> tuple[in
 async def _migrate_db_args(
     env: dict[str, str], *args: str, cwd: Path | None = None
 ) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *tmbot_command("migrate-db", *args),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_tmbot("migrate-db", *args, env=env, cwd=cwd, timeout=120)
 
 
 async def test_migrate_db_copies_a_sqlite_database_the_bot_then_uses_on_postgresql(
