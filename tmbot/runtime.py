@@ -19,19 +19,23 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from storage import Database, Dialect, database, open_store
+from storage import Database, Dialect, database, open_coordinator, open_store
 from tmbot.clock import Clock
 from tmbot.config import Config
 from tmbot.domain import ProviderName
 from tmbot.engine import Engine
 from tmbot.health import Check
 from tmbot.outbox import Dispatcher, Dispatchers, DispatchPolicy
-from tmbot.ports import Notifier, Store
+from tmbot.ports import Coordinator, Notifier, Store
 from tmbot.providers import build_providers
 from tmbot.providers.base import ImageProvider
 from tmbot.redact import RedactingFilter
 from tmbot.scheduling import Scheduler, SchedulerSettings
 from tmbot.vault import Vault
+
+
+#: seconds between looks at the store while other processes finish the work it holds
+SETTLE_LOOK = 0.5
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Runtime:
     store: Store
     dispatchers: Dispatchers
     database: Database
+    coordinator: Coordinator
 
     def dispatcher(self, platform: str) -> Dispatcher:
         found = self.dispatchers.get(platform)
@@ -58,9 +63,18 @@ class Runtime:
 
     async def settled(self) -> None:
         """Return once every generation this process runs has ended and every event of its
-        platforms has been handed over (or given up)."""
-        await self.engine.wait_idle()
-        await self.dispatchers.drained()
+        platforms has been handed over (or given up). Sharing the store with other
+        processes, once no generation in the store is unfinished either (work handed to
+        another process, or left by one that died, is taken over and ended first)."""
+        while True:
+            await self.engine.wait_idle()
+            await self.dispatchers.drained()
+            if self.coordinator.sole:
+                return
+            if not await self.store.unfinished_generations():
+                await self.dispatchers.drained()  # the last ones' events, wherever made
+                return
+            await asyncio.sleep(SETTLE_LOOK)  # another process (or a takeover) ends it
 
 
 @asynccontextmanager
@@ -93,7 +107,8 @@ async def open_runtime(
         timeout=config.http_timeout,
     )
     try:
-        store = await open_store(target, exclusive=True)  # one engine per database
+        # one engine per SQLite file; engines share a PostgreSQL database
+        store = await open_store(target, exclusive=True)
         try:
             if vault is None:
                 vault = Vault.from_environment(
@@ -108,6 +123,7 @@ async def open_runtime(
                 settings=scheduler_settings or SchedulerSettings(deadline=config.deadline_seconds),
             )
             dispatchers = Dispatchers()
+            coordinator = open_coordinator(store)
             engine = Engine(
                 store=store,
                 vault=vault,
@@ -117,6 +133,7 @@ async def open_runtime(
                 on_secret=redactor.register if redactor is not None else None,
                 now=now,
                 stored=dispatchers.stored,
+                coordinator=coordinator,
             )
             for platform, notifier in notifiers.items():
                 dispatchers.add(
@@ -127,16 +144,30 @@ async def open_runtime(
                         notifier=notifier,
                         policy=dispatch_policy,
                         now=now,
+                        coordinator=coordinator,
                     )
                 )
             tasks = [
                 asyncio.create_task(d.run(), name=f"dispatch-{d.platform}") for d in dispatchers.all
             ]
             try:
-                async with engine:
-                    yield Runtime(
-                        engine=engine, store=store, dispatchers=dispatchers, database=target
-                    )
+                await coordinator.start(
+                    work=engine.wake,
+                    events=dispatchers.wake,
+                    lost=engine.lane_lost,
+                    busy=engine.busy_lanes,
+                )
+                try:
+                    async with engine:
+                        yield Runtime(
+                            engine=engine,
+                            store=store,
+                            dispatchers=dispatchers,
+                            database=target,
+                            coordinator=coordinator,
+                        )
+                finally:
+                    await coordinator.close()
             finally:
                 for task in tasks:
                     task.cancel()
