@@ -99,6 +99,9 @@ class Dispatcher:
         self._entry_gen: dict[int, str] = {}  # entry id -> generation, for releasing claims
         self._claim_lock = asyncio.Lock()
         self._claiming: set[asyncio.Task[None]] = set()
+        self._held_version = 0  # bumped whenever a claim is gained
+        self._reads = 0  # reads of the store so far (shared)
+        self._recent: dict[int, int] = {}  # entry recorded done -> reads begun by then
         self.lifecycle = lifecycle
         self.platform = platform
         self.notifier = notifier
@@ -148,11 +151,15 @@ class Dispatcher:
         assert self._coordinator is not None  # noqa: S101 (only when shared)
         try:
             async with self._claim_lock:
-                if generation.id not in self._held:
-                    got = await self._coordinator.claim(self.platform, [generation.id])
-                    self._held |= got
-            if generation.id in self._held:
+                held = generation.id in self._held
+                if not held:
+                    self._gain(await self._coordinator.claim(self.platform, [generation.id]))
+            if held:
                 self._take_pushed(generation, events)
+            elif generation.id in self._held:
+                # Claimed just now: the previous holder may have handed these over (and
+                # released the claim after recording it), so what is left is read again.
+                self.wake()
             else:  # another process hands this generation's events over: it looks again
                 await self._coordinator.poke(self.platform)
         except asyncio.CancelledError:
@@ -240,11 +247,11 @@ class Dispatcher:
     async def _round(self) -> float | None:
         """Queue what the store has waiting; start the workers whose turn has come. Returns
         how long until the next retry is due (None: only a wake-up brings more)."""
-        entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
         others = False  # events another process holds the claim of
-        if not self._sole:
-            held = await self._claimed(entries)
-            others, entries = len(held) < len(entries), held
+        if self._sole:
+            entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
+        else:
+            entries, others = await self._claimed()
         for entry in entries:
             if entry.id not in self._known:
                 # a fresh start tries at once what an earlier run was waiting to retry
@@ -271,15 +278,37 @@ class Dispatcher:
             self._empty.set()
         return None if next_due is None else max(0.0, next_due - now)
 
-    async def _claimed(self, entries: list[OutboxEntry]) -> list[OutboxEntry]:
-        """The entries whose generation this process holds the claim of (claiming those
-        free or lapsed)."""
+    async def _claimed(self) -> tuple[list[OutboxEntry], bool]:
+        """What is waiting in the store for the generations this process holds the claim
+        of (claiming those free or lapsed first), and whether another process holds some of
+        the rest. Read again whenever a claim was gained after the read began: the previous
+        holder records what it handed over before it releases a claim, so only a read that
+        starts after the claim is the truth for it."""
         assert self._coordinator is not None  # noqa: S101 (only when shared)
-        wanted = sorted({e.generation_id for e in entries} - self._held)
-        if wanted:
-            async with self._claim_lock:
-                self._held |= await self._coordinator.claim(self.platform, wanted)
-        return [e for e in entries if e.generation_id in self._held]
+        while True:
+            version = self._held_version
+            self._reads += 1
+            began = self._reads
+            entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
+            wanted = sorted({e.generation_id for e in entries} - self._held)
+            if wanted:
+                async with self._claim_lock:
+                    self._gain(await self._coordinator.claim(self.platform, wanted))
+            if self._held_version != version:
+                continue
+            # Nothing is awaited from here to the queueing. What this process recorded as
+            # handed over may still show as waiting (the read may have begun before that
+            # was written, on another connection): it is left out. Reads are one after
+            # another, so what was recorded before this one began shows in none later.
+            entries = [e for e in entries if e.id not in self._recent]
+            self._recent = {i: n for i, n in self._recent.items() if n >= began}
+            held = [e for e in entries if e.generation_id in self._held]
+            return held, len(held) < len(entries)
+
+    def _gain(self, claimed: set[str]) -> None:
+        if claimed - self._held:
+            self._held |= claimed
+            self._held_version += 1
 
     async def _flusher(self) -> None:
         while True:
@@ -300,6 +329,8 @@ class Dispatcher:
         for outcome in outcomes:
             if outcome.done:
                 self._known.discard(outcome.entry_id)
+                if not self._sole:
+                    self._recent[outcome.entry_id] = self._reads
         if not self._sole:
             await self._release(outcomes)
         self._check_empty()

@@ -33,7 +33,6 @@ from tmbot.redact import RedactingFilter
 from tmbot.scheduling import Scheduler, SchedulerSettings
 from tmbot.vault import Vault
 
-
 #: seconds between looks at the store while other processes finish the work it holds
 SETTLE_LOOK = 0.5
 
