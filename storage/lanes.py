@@ -171,6 +171,15 @@ class PostgresCoordinator:
             await self._guard_pool.close()
             self._guard_pool = None
 
+    @property
+    def members(self) -> frozenset[str]:
+        """The live members as of the last renewal (this one included)."""
+        return frozenset(self._members)
+
+    async def renew(self) -> None:
+        """Renew now what the heartbeat renews every :data:`HEARTBEAT` seconds."""
+        await self._beat()
+
     def _on_work(self, *_args: object) -> None:
         self._work()
 

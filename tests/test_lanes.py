@@ -1,0 +1,100 @@
+"""Lanes, claims and the funds guard of :mod:`storage.lanes` on the session's PostgreSQL:
+several coordinators (as several processes would hold) on one database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+import asyncpg
+
+from storage import PostgresStore
+from storage.lanes import LEASE, PostgresCoordinator
+from tests.harness import Bot
+from tmbot.errors import TmbotError
+from tmbot.replies import GenerationAccepted
+
+MakeBot = Callable[..., AbstractAsyncContextManager[Bot]]
+TEAM = "tm_test_teamGUARDGUARD0009"
+
+
+@asynccontextmanager
+async def coordinators(pg_url: str, count: int) -> AsyncIterator[list[PostgresCoordinator]]:
+    async with AsyncExitStack() as stack:
+        made: list[PostgresCoordinator] = []
+        for _ in range(count):
+            store = await PostgresStore.open(pg_url, exclusive=True, shared=True)
+            stack.push_async_callback(store.close)
+            coordinator = store.coordinator()
+            await coordinator.start(
+                work=lambda: None, events=lambda _p: None, lost=lambda _l: None, busy=set
+            )
+            stack.push_async_callback(coordinator.close)
+            made.append(coordinator)
+        for coordinator in made:  # each knows every live member
+            await coordinator.renew()
+        yield made
+
+
+async def test_each_lane_has_one_owner_and_free_lanes_spread_across_live_processes(
+    pg_url: str,
+) -> None:
+    lanes = [f"tastemachine:{n:016x}" for n in range(30)]
+    async with coordinators(pg_url, 3) as three:
+        assert all(len(c.members) == 3 for c in three)
+        won = [await asyncio.gather(*(c.take(lane) for c in three)) for lane in lanes]
+        assert all(sum(takes) == 1 for takes in won)  # one owner per lane
+        owned = [{lane for lane, takes in zip(lanes, won) if takes[n]} for n in range(3)]
+        assert all(owned)  # spread: every process runs some of them
+        assert all(c.owns(lane) for c, mine in zip(three, owned) for lane in mine)
+        conn = await asyncpg.connect(pg_url)
+        try:
+            rows = await conn.fetch("SELECT lane, owner FROM lane_leases")
+        finally:
+            await conn.close()
+        by_member = {c.member: n for n, c in enumerate(three)}
+        assert {r["lane"]: by_member[r["owner"]] for r in rows} == {
+            lane: n for n, mine in enumerate(owned) for lane in mine
+        }
+        # a lane whose work waited longer than a lease is still not taken from a live owner
+        first, second = three[0], three[1]
+        lane = sorted(owned[0])[0]
+        assert not await second.take(lane, waiting=LEASE * 2)
+        # an owner that stops gives its lanes up at once: another takes them
+        await first.close()
+        assert not first.owns(lane)
+        assert await second.take(lane, waiting=LEASE * 2)
+
+
+async def test_outbox_claims_are_held_by_one_process_at_a_time(pg_url: str) -> None:
+    async with coordinators(pg_url, 2) as (a, b):
+        assert await a.claim("slack", ["g1", "g2"]) == {"g1", "g2"}
+        assert await b.claim("slack", ["g1", "g2", "g3"]) == {"g3"}
+        assert await b.claim("discord", ["g1"]) == {"g1"}  # per platform
+        assert await a.claim("slack", ["g1"]) == {"g1"}  # its own, again
+        await a.unclaim("slack", ["g1"])
+        assert await b.claim("slack", ["g1", "g2"]) == {"g1"}
+
+
+async def test_two_processes_cannot_both_spend_the_last_of_a_budget(
+    make_bot: MakeBot, pg_url: str
+) -> None:
+    async with make_bot(database_url=pg_url) as one, make_bot(database_url=pg_url) as two:
+        admin = one.actor("admin", admin=True)
+        for text in (f"team key {TEAM}", "team budget @alice 8/day"):  # one 8-credit image
+            await one.engine.execute(admin, text, one.place)
+        brief = "a poster --fast --res 1k"
+        answers = await asyncio.gather(
+            *(
+                bot.engine.execute(bot.actor("alice"), brief, bot.place)
+                for bot in (one, two, one, two)
+            ),
+            return_exceptions=True,
+        )
+        accepted = [a for a in answers if isinstance(a, GenerationAccepted)]
+        refused = [a for a in answers if isinstance(a, TmbotError)]
+        assert len(accepted) == 1 and len(refused) == 3, answers
+        assert all("budget" in err.user_message for err in refused)
+        await one.settled()
+        await two.settled()
