@@ -61,8 +61,10 @@ log = logging.getLogger(__name__)
 LEASE = 5.0
 #: seconds between renewals
 HEARTBEAT = 1.5
-#: a lane idle in this process this many seconds is given back (others may take it)
-IDLE_RELEASE = 15.0
+#: a lane idle in this process this many seconds is given back (others may take it). Longer
+#: than the providers' request window (a minute), so whoever takes it next starts with an
+#: empty window, as its scheduler assumes.
+IDLE_RELEASE = 65.0
 #: connections kept for guards (transaction advisory locks)
 GUARD_POOL = 4
 

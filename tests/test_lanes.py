@@ -45,9 +45,10 @@ async def test_each_lane_has_one_owner_and_free_lanes_spread_across_live_process
         assert all(len(c.members) == 3 for c in three)
         won = [await asyncio.gather(*(c.take(lane) for c in three)) for lane in lanes]
         assert all(sum(takes) == 1 for takes in won)  # one owner per lane
-        owned = [{lane for lane, takes in zip(lanes, won) if takes[n]} for n in range(3)]
+        pairs = list(zip(lanes, won, strict=True))
+        owned = [{lane for lane, takes in pairs if takes[n]} for n in range(3)]
         assert all(owned)  # spread: every process runs some of them
-        assert all(c.owns(lane) for c, mine in zip(three, owned) for lane in mine)
+        assert all(c.owns(lane) for c, mine in zip(three, owned, strict=True) for lane in mine)
         conn = await asyncpg.connect(pg_url)
         try:
             rows = await conn.fetch("SELECT lane, owner FROM lane_leases")

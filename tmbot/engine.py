@@ -13,7 +13,14 @@ outbox and is posted once.
 Who pays: the actor's own key for the provider, else the team's key within the actor's
 budget. Before anything is sent :class:`tmbot.funds.Funds` checks the image's price against
 that budget and the key's balance. The check and the insert of the generation row run under
-one lock per key, so concurrent requests cannot overspend together.
+one guard per key (:meth:`tmbot.ports.Coordinator.guard`: a lock in this process, an advisory
+lock across processes sharing PostgreSQL), so concurrent requests cannot overspend together.
+
+Several processes on one store: each key's lane (``provider:hash-of-the-secret``, what the
+scheduler keeps its limits for) is run by one of them (:class:`tmbot.ports.Coordinator`).
+A brief accepted here for a lane another process owns is stored and handed off; the owner
+picks it up (:meth:`Engine.wake`, the same look as :meth:`Engine.resume`), and a lane whose
+owner died is taken over the same way.
 """
 
 from __future__ import annotations
@@ -661,6 +668,7 @@ class Engine:
             lifecycle=self.lifecycle,
             store=self.store,
             key_guard=functools.partial(self._guard, f"key:{gen.key.lane_id}"),
+            owns=functools.partial(self.coordinator.owns, lane),
             now=self._now,
         )
         task = asyncio.create_task(self.scheduler.run(job, progress), name=f"gen-{gen.id}")
@@ -686,6 +694,7 @@ class _Progress:
         lifecycle: Lifecycle,
         store: Store,
         key_guard: Callable[[], AbstractAsyncContextManager[None]],
+        owns: Callable[[], bool],
         now: Callable[[], float],
     ) -> None:
         self.gen = gen
@@ -694,6 +703,7 @@ class _Progress:
         self._lifecycle = lifecycle
         self._store = store
         self._key_guard = key_guard
+        self._owns = owns
         self._now = now
 
     async def _move(
@@ -713,6 +723,13 @@ class _Progress:
         )
 
     async def submitting(self, job: Job) -> None:
+        if not self._owns():
+            # The lane's lease lapsed (this process stalled or lost the database): its new
+            # owner runs this generation from the store; nothing is sent from here.
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel()
+                await asyncio.sleep(0)  # the cancellation lands here
         await self._move(GenStatus.SUBMITTING)
 
     async def submitted(self, job: Job, submission: Submission) -> None:
