@@ -99,3 +99,32 @@ async def test_two_processes_cannot_both_spend_the_last_of_a_budget(
         assert all("budget" in err.user_message for err in refused)
         await one.settled()
         await two.settled()
+
+
+async def test_an_owner_that_could_not_renew_learns_it_lost_the_lane(pg_url: str) -> None:
+    lost: list[str] = []
+    async with coordinators(pg_url, 2) as (a, b):
+        await a.close()  # restarted below with a `lost` that records
+        await a.start(work=lambda: None, events=lambda _p: None, lost=lost.append, busy=set)
+        await b.renew()
+        lane = "tastemachine:00000000000000aa"
+        assert await a.take(lane, waiting=LEASE * 2) and a.owns(lane)
+        # a stalled owner: its lease lapses in the store before it renews again
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute("UPDATE lane_leases SET expires_at = 0 WHERE lane = $1", lane)
+        finally:
+            await conn.close()
+        assert await b.take(lane, waiting=LEASE * 2)
+        await a.renew()
+        assert lost == [lane] and not a.owns(lane) and b.owns(lane)
+
+
+async def test_one_process_on_sqlite_owns_everything_without_asking_the_store(
+    make_bot: MakeBot,
+) -> None:
+    async with make_bot() as bot:
+        coordinator = bot.runtime.coordinator
+        assert coordinator.sole and coordinator.owns("tastemachine:any")
+        assert await coordinator.take("tastemachine:any")
+        assert await coordinator.claim("test", ["g1"]) == {"g1"}
