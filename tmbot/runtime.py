@@ -156,21 +156,20 @@ async def open_runtime(
                     lost=engine.lane_lost,
                     busy=engine.busy_lanes,
                 )
-                try:
-                    async with engine:
-                        yield Runtime(
-                            engine=engine,
-                            store=store,
-                            dispatchers=dispatchers,
-                            database=target,
-                            coordinator=coordinator,
-                        )
-                finally:
-                    await coordinator.close()
+                async with engine:
+                    yield Runtime(
+                        engine=engine,
+                        store=store,
+                        dispatchers=dispatchers,
+                        database=target,
+                        coordinator=coordinator,
+                    )
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                # lanes and claims are given up once nothing here runs or hands over
+                await coordinator.close()
         finally:
             await store.close()
     finally:
