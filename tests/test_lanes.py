@@ -14,6 +14,7 @@ from storage.lanes import LEASE, PostgresCoordinator
 from tests.harness import Bot
 from tmbot.errors import TmbotError
 from tmbot.replies import GenerationAccepted
+from tmbot.simulator import Simulator
 
 MakeBot = Callable[..., AbstractAsyncContextManager[Bot]]
 TEAM = "tm_test_teamGUARDGUARD0009"
@@ -128,3 +129,29 @@ async def test_one_process_on_sqlite_owns_everything_without_asking_the_store(
         assert coordinator.sole and coordinator.owns("tastemachine:any")
         assert await coordinator.take("tastemachine:any")
         assert await coordinator.claim("test", ["g1"]) == {"g1"}
+
+
+async def test_two_engines_on_one_database_hand_each_event_over_once(
+    make_bot: MakeBot, pg_url: str, sim: Simulator
+) -> None:
+    async with make_bot(database_url=pg_url) as one, make_bot(database_url=pg_url) as two:
+        admin = one.actor("admin", admin=True)
+        await one.engine.execute(admin, f"team key {TEAM}", one.place)
+        asked = await asyncio.gather(
+            *(
+                bot.engine.execute(bot.actor(f"member{n}"), f"poster {n} --fast", bot.place)
+                for n in range(16)
+                for bot in ((one, two)[n % 2],)
+            )
+        )
+        ids = [a.generation.id for a in asked if isinstance(a, GenerationAccepted)]
+        assert len(ids) == 16
+        await asyncio.gather(one.settled(60), two.settled(60))
+        for gid in ids:
+            posts = one.recorder.images(gid) + two.recorder.images(gid)
+            kinds = [type(e).__name__ for e in one.recorder.of(gid) + two.recorder.of(gid)]
+            assert len(posts) == 1 and kinds.count("Accepted") == 1, (gid, kinds)
+            assert kinds.count("Delivered") == 1 and kinds.count("Started") == 1, (gid, kinds)
+    used = sim.stats().for_key(TEAM)  # one lane: its limits held across both engines
+    assert used.tasks_created == 16 and used.rate_limited == 0
+    assert used.max_concurrent_seen <= 10

@@ -99,7 +99,6 @@ class Dispatcher:
         self._entry_gen: dict[int, str] = {}  # entry id -> generation, for releasing claims
         self._claim_lock = asyncio.Lock()
         self._claiming: set[asyncio.Task[None]] = set()
-        self._held_version = 0  # bumped whenever a claim is gained
         self._reads = 0  # reads of the store so far (shared)
         self._recent: dict[int, int] = {}  # entry recorded done -> reads begun by then
         self.lifecycle = lifecycle
@@ -279,36 +278,35 @@ class Dispatcher:
         return None if next_due is None else max(0.0, next_due - now)
 
     async def _claimed(self) -> tuple[list[OutboxEntry], bool]:
-        """What is waiting in the store for the generations this process holds the claim
-        of (claiming those free or lapsed first), and whether another process holds some of
-        the rest. Read again whenever a claim was gained after the read began: the previous
-        holder records what it handed over before it releases a claim, so only a read that
-        starts after the claim is the truth for it."""
+        """What is waiting in the store for the generations this process held the claim of
+        before the read began, and whether some of the rest are not (yet) this process's.
+        Free or lapsed claims are taken on the way, and another round follows at once for
+        them: the previous holder records what it handed over before it releases a claim,
+        so only a read that begins after the claim is the truth for it."""
         assert self._coordinator is not None  # noqa: S101 (only when shared)
-        while True:
-            version = self._held_version
-            self._reads += 1
-            began = self._reads
-            entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
-            wanted = sorted({e.generation_id for e in entries} - self._held)
-            if wanted:
-                async with self._claim_lock:
-                    self._gain(await self._coordinator.claim(self.platform, wanted))
-            if self._held_version != version:
-                continue
-            # Nothing is awaited from here to the queueing. What this process recorded as
-            # handed over may still show as waiting (the read may have begun before that
-            # was written, on another connection): it is left out. Reads are one after
-            # another, so what was recorded before this one began shows in none later.
-            entries = [e for e in entries if e.id not in self._recent]
-            self._recent = {i: n for i, n in self._recent.items() if n >= began}
-            held = [e for e in entries if e.generation_id in self._held]
-            return held, len(held) < len(entries)
+        held_before = set(self._held)
+        self._reads += 1
+        began = self._reads
+        entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
+        wanted = sorted({e.generation_id for e in entries} - self._held)
+        if wanted:
+            async with self._claim_lock:
+                gained = await self._coordinator.claim(self.platform, wanted)
+                self._gain(gained)
+            if gained:
+                self._woken.set()  # the next round reads them
+        # Nothing is awaited from here to the queueing. What this process recorded as
+        # handed over may still show as waiting (the read may have begun before that was
+        # written, on another connection): it is left out. Reads are one after another, so
+        # what was recorded before this one began shows in none later.
+        entries = [e for e in entries if e.id not in self._recent]
+        self._recent = {i: n for i, n in self._recent.items() if n >= began}
+        mine = held_before & self._held
+        held = [e for e in entries if e.generation_id in mine]
+        return held, len(held) < len(entries)
 
     def _gain(self, claimed: set[str]) -> None:
-        if claimed - self._held:
-            self._held |= claimed
-            self._held_version += 1
+        self._held |= claimed
 
     async def _flusher(self) -> None:
         while True:
@@ -354,7 +352,12 @@ class Dispatcher:
         async with self._claim_lock:
             # checked again (a push may have queued more meanwhile); from here pushes for
             # these wait for the lock, then claim again through the store
-            done = {g for g in done if g not in self._queues and g not in self._workers}
+            unwritten = {self._entry_gen.get(o.entry_id) for o in self._outcomes}
+            done = {
+                g
+                for g in done
+                if g not in self._queues and g not in self._workers and g not in unwritten
+            }
             if not done:
                 return
             self._held -= done
