@@ -151,7 +151,16 @@ async def test_two_engines_on_one_database_hand_each_event_over_once(
             posts = one.recorder.images(gid) + two.recorder.images(gid)
             kinds = [type(e).__name__ for e in one.recorder.of(gid) + two.recorder.of(gid)]
             assert len(posts) == 1 and kinds.count("Accepted") == 1, (gid, kinds)
-            assert kinds.count("Delivered") == 1 and kinds.count("Started") == 1, (gid, kinds)
+            assert kinds.count("Delivered") == 1 and kinds.count("Started") == 1, (
+                gid,
+                [type(e).__name__ for e in one.recorder.of(gid)],
+                [type(e).__name__ for e in two.recorder.of(gid)],
+                [
+                    (e.generation.status, e.generation.task_id)
+                    for e in one.recorder.of(gid) + two.recorder.of(gid)
+                ],
+                sim.stats().for_key(TEAM),
+            )
     used = sim.stats().for_key(TEAM)  # one lane: its limits held across both engines
     assert used.tasks_created == 16 and used.rate_limited == 0
     assert used.max_concurrent_seen <= 10

@@ -150,14 +150,12 @@ class Dispatcher:
         assert self._coordinator is not None  # noqa: S101 (only when shared)
         try:
             async with self._claim_lock:
-                held = generation.id in self._held
-                if not held:
+                if generation.id not in self._held:
                     self._gain(await self._coordinator.claim(self.platform, [generation.id]))
-            if held:
-                self._take_pushed(generation, events)
-            elif generation.id in self._held:
-                # Claimed just now: the previous holder may have handed these over (and
-                # released the claim after recording it), so what is left is read again.
+            if generation.id in self._held:
+                # Claimed since the push (here or by a round meanwhile): the previous
+                # holder may have handed these over (and released the claim after recording
+                # it), so what is left is read again, never taken from memory.
                 self.wake()
             else:  # another process hands this generation's events over: it looks again
                 await self._coordinator.poke(self.platform)
@@ -361,6 +359,8 @@ class Dispatcher:
             if not done:
                 return
             self._held -= done
+            for gid in done:  # another process may post for it next: read its links again
+                self._links.pop(gid, None)
             try:
                 await self._coordinator.unclaim(self.platform, sorted(done))
             except Exception:
