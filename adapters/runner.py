@@ -82,10 +82,13 @@ async def serve(
     host: str,
     port: int | None,
     stopper: Stopper,
+    port_flag: str | None = None,
 ) -> int:
     """Run ``adapters`` until ``stopper`` is set. ``port``: where the HTTP server listens
     (the Slack endpoint when an adapter serves one, the health routes always); None: no
-    HTTP server. Returns the exit code (1 when an adapter's connection ended by itself)."""
+    HTTP server; ``port_flag``: the option that set it, for a refusal (by default ``--port``
+    when an adapter serves routes, else ``--health-port``). Returns the exit code (1 when an
+    adapter's connection ended by itself)."""
     if not adapters:
         raise ConfigError(NO_PLATFORM)
     notifiers = {a.platform: a.notifier for a in adapters}
@@ -99,7 +102,9 @@ async def serve(
             for adapter in adapters:
                 checks[adapter.platform] = adapter.connected
             if port is not None:
-                runner = await _listen(adapters, checks, name=name, host=host, port=port)
+                runner = await _listen(
+                    adapters, checks, name=name, host=host, port=port, flag=port_flag
+                )
             modes = await _start(adapters, stopper, name=name)
             if modes is not None:
                 await rt.engine.resume()
@@ -121,7 +126,13 @@ async def serve(
 
 
 async def _listen(
-    adapters: Sequence[Adapter], checks: dict[str, Check], *, name: str, host: str, port: int
+    adapters: Sequence[Adapter],
+    checks: dict[str, Check],
+    *,
+    name: str,
+    host: str,
+    port: int,
+    flag: str | None,
 ) -> web.AppRunner:
     served = next((app for a in adapters if (app := a.web_app()) is not None), None)
     app = served if served is not None else web.Application()
@@ -132,7 +143,8 @@ async def _listen(
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
-        flag = "--port" if served is not None else "--health-port"
+        if flag is None:
+            flag = "--port" if served is not None else "--health-port"
         raise ConfigError(
             f"tmbot {name} cannot listen on {host} port {port} "
             f"({exc.strerror or 'address unavailable'}); pick another with {flag}."
@@ -146,9 +158,7 @@ async def _listen(
 
 async def _start(adapters: Sequence[Adapter], stopper: Stopper, *, name: str) -> list[str] | None:
     """Connect every adapter together; None when the stop came first."""
-    starting: asyncio.Future[list[str]] = asyncio.ensure_future(
-        asyncio.gather(*(a.start() for a in adapters))
-    )
+    starting: asyncio.Future[list[str]] = asyncio.ensure_future(_start_all(adapters))
     stop: asyncio.Future[object] = asyncio.ensure_future(stopper.event.wait())
     either: list[asyncio.Future[object]] = [starting, stop]  # type: ignore[list-item]
     try:
@@ -160,10 +170,23 @@ async def _start(adapters: Sequence[Adapter], stopper: Stopper, *, name: str) ->
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await starting
         return None
-    modes: list[str] = starting.result()  # raises the first adapter's refusal
+    modes: list[str] = starting.result()  # raises an adapter's refusal
     for adapter, mode in zip(adapters, modes, strict=True):
         print(f"tmbot {name}: {adapter.platform} connected ({mode})", flush=True)
     return modes
+
+
+async def _start_all(adapters: Sequence[Adapter]) -> list[str]:
+    """Every adapter's ``start()`` in one task group: when one is refused, the others are
+    cancelled and awaited before its error is raised (nothing keeps connecting while the
+    adapters close), and that error is raised alone, not in an ExceptionGroup."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(a.start(), name=f"start {a.platform}") for a in adapters]
+    except BaseExceptionGroup as failed:
+        errors = failed.exceptions
+        raise next((e for e in errors if isinstance(e, ConfigError)), errors[0]) from None
+    return [task.result() for task in tasks]
 
 
 async def _until_stopped(adapters: Sequence[Adapter], stopper: Stopper) -> int:

@@ -350,12 +350,15 @@ async def _take_engine_lock(
 _COLUMNS = rows.GENERATION_COLUMNS
 # Built once from the constant column names (identifiers, never values: every value is a
 # bound parameter, $1 … in the order of rows.GENERATION_COLUMNS).
+#: The insert takes the links lock shared (link changes take it alone, inserts do not wait
+#: for each other): a link change committed before it is seen by the statement after it,
+#: which recomputes the new row's home; one committed after it sees the new row.
 _INSERT_GENERATION = (
     "INSERT INTO generations ("  # noqa: S608
     + ", ".join(_COLUMNS)
-    + ") VALUES ("
+    + ") SELECT "
     + ", ".join(f"${n}" for n in range(1, len(_COLUMNS) + 1))
-    + ")"
+    + f" FROM (SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, {LINKS_LOCK})) AS links_lock"
 )
 #: What an update writes: every column but the id and the home (set when the generation is
 #: stored, then recomputed only by link changes, as in storage.sqlite).
@@ -425,23 +428,38 @@ _USE_CODE = (
 )
 #: how long past their expiry used and expired codes are kept (to say "expired", not "unknown")
 _CODE_MEMORY = 24 * 3600.0
-# Where each generation of the two tenants is kept now: its tenant's team and its
-# requester's linked account, else their own.
-_REHOME = """
-UPDATE generations SET
-    home_team = COALESCE(
-        (SELECT t.home FROM team_links t WHERE t.joined = generations.actor_tenant),
-        actor_tenant),
-    home_tenant = COALESCE(
-        (SELECT p.home_tenant FROM person_links p
-         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
-        actor_tenant),
-    home_user_id = COALESCE(
-        (SELECT p.home_user_id FROM person_links p
-         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
-        actor_user_id)
-WHERE actor_tenant IN ($1, $2)
-"""
+# Where a generation is kept now: its tenant's team and its requester's linked account,
+# else their own. Only rows whose home changes are written (``IS DISTINCT FROM``): a link
+# change locks no other row.
+_HOME = (
+    "COALESCE((SELECT t.home FROM team_links t WHERE t.joined = generations.actor_tenant),"
+    " generations.actor_tenant),"
+    " COALESCE((SELECT p.home_tenant FROM person_links p WHERE p.tenant ="
+    " generations.actor_tenant AND p.user_id = generations.actor_user_id),"
+    " generations.actor_tenant),"
+    " COALESCE((SELECT p.home_user_id FROM person_links p WHERE p.tenant ="
+    " generations.actor_tenant AND p.user_id = generations.actor_user_id),"
+    " generations.actor_user_id)"
+)
+
+
+def _rehome(where: str) -> str:
+    """The home of the generations ``where`` selects, recomputed from the links tables."""
+    return (
+        f"UPDATE generations SET (home_team, home_tenant, home_user_id) = ROW({_HOME})"  # noqa: S608
+        f" WHERE ({where}) AND (home_team, home_tenant, home_user_id) IS DISTINCT FROM"
+        f" ({_HOME})"
+    )
+
+
+#: a team link made or removed: the two tenants' generations ($1, $2: the tenants)
+_REHOME_TENANTS = _rehome("actor_tenant IN ($1, $2)")
+#: a person link made or removed: the two accounts' generations ($1-$4: tenant, user twice)
+_REHOME_ACCOUNTS = _rehome(
+    "(actor_tenant = $1 AND actor_user_id = $2) OR (actor_tenant = $3 AND actor_user_id = $4)"
+)
+#: a generation just stored, whatever home it was resolved to before a link changed
+_REHOME_ONE = _rehome("id = $1")
 _PERSON_LINK_COLUMNS = "home_tenant, home_user_id, tenant, user_id, linked_at"
 _OF_ACCOUNT = " WHERE (tenant = $1 AND user_id = $2) OR (home_tenant = $1 AND home_user_id = $2)"
 
@@ -490,6 +508,7 @@ class PostgresStore:
         self._control_lock = asyncio.Lock()
         self._closed = False
         self._settings: dict[str, str] = {}
+        self._lost = asyncio.Event()
 
     @classmethod
     async def open(
@@ -537,7 +556,6 @@ class PostgresStore:
             else:
                 if exclusive:
                     await _take_engine_lock(control, target, shared=shared)
-                    control.add_termination_listener(_lost_lock)
                 await _migrate(control, load_migrations(), now=now())
             pool = await asyncpg.create_pool(
                 target.dsn,
@@ -554,6 +572,10 @@ class PostgresStore:
             raise
         store = cls(pool, control, target=target, now=now, exclusive=exclusive and not read_only)
         store._settings = settings
+        if store._exclusive:
+            control.add_termination_listener(store._control_ended)
+            if control.is_closed():  # it ended before the listener was there
+                store._lost.set()
         return store
 
     @property
@@ -578,12 +600,22 @@ class PostgresStore:
                 log.warning("store calls still running after %g s; closing anyway", CLOSE_TIMEOUT)
                 self._pool.terminate()
         finally:
-            if self._exclusive:
-                self._control.remove_termination_listener(_lost_lock)
+            if self._exclusive:  # an orderly close is not a lost lock
+                self._control.remove_termination_listener(self._control_ended)
             try:
                 await self._control.close()  # ends the session: the engine lock is released
             except (*_CONNECT_ERRORS, asyncpg.InternalClientError):
                 self._control.terminate()  # already broken: nothing to say goodbye to
+
+    def _control_ended(self, conn: object) -> None:
+        """The control connection ended while the store was open: the server has dropped
+        the engine lock with its session, so another engine may start now."""
+        self._lost.set()
+
+    async def lock_lost(self) -> None:
+        """Return once the engine lock (``exclusive``) has been lost: its connection ended
+        while the store was open. Without the lock (not ``exclusive``), never."""
+        await self._lost.wait()
 
     async def ping(self) -> bool:
         """True when the pool answers and, for the engine, the connection holding its lock
@@ -811,6 +843,7 @@ class PostgresStore:
         """Raises :class:`asyncpg.UniqueViolationError` if the id is already stored."""
         async with self._write() as conn:
             await conn.execute(_INSERT_GENERATION, *_generation_values(generation))
+            await conn.execute(_REHOME_ONE, generation.id)  # the links as they are now
             return await self._append(conn, generation.id, generation.place.platform, events)
 
     async def transition(
@@ -1154,7 +1187,7 @@ class PostgresStore:
                 )
                 if _count(made) != 1:
                     raise _NotLinked
-                await conn.execute(_REHOME, link.home, link.joined)
+                await conn.execute(_REHOME_TENANTS, link.home, link.joined)
         except _NotLinked:
             return False
         return True
@@ -1176,7 +1209,7 @@ class PostgresStore:
                 link.joined,
             )
             await conn.execute("DELETE FROM team_links WHERE joined = $1", link.joined)
-            await conn.execute(_REHOME, link.home, link.joined)
+            await conn.execute(_REHOME_TENANTS, link.home, link.joined)
             return link
 
     async def person_links(self, tenant: str, user_id: str) -> list[PersonLink]:
@@ -1221,7 +1254,13 @@ class PostgresStore:
                 )
                 if _count(made) != 1:
                     raise _NotLinked
-                await conn.execute(_REHOME, link.home_tenant, link.tenant)
+                await conn.execute(
+                    _REHOME_ACCOUNTS,
+                    link.home_tenant,
+                    link.home_user_id,
+                    link.tenant,
+                    link.user_id,
+                )
         except _NotLinked:
             return False
         return True
@@ -1244,7 +1283,13 @@ class PostgresStore:
                     user_id,
                 )
             for link in links:
-                await conn.execute(_REHOME, link.home_tenant, link.tenant)
+                await conn.execute(
+                    _REHOME_ACCOUNTS,
+                    link.home_tenant,
+                    link.home_user_id,
+                    link.tenant,
+                    link.user_id,
+                )
             return links
 
     async def resolve_home(self, tenant: str, user_id: str) -> Home | None:
@@ -1325,13 +1370,6 @@ class PostgresStore:
 def _ident(name: str) -> str:
     """A catalog name as a quoted SQL identifier (names only, never values)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def _lost_lock(conn: object) -> None:
-    log.error(
-        "the connection holding this engine's database lock closed; another engine could now "
-        "start on the same database"
-    )
 
 
 if TYPE_CHECKING:

@@ -1,9 +1,12 @@
 """The embedded default :class:`tmbot.ports.Store`: SQLite through aiosqlite.
 
 One connection per store, in WAL mode, with foreign keys on. aiosqlite runs that connection in
-its own thread; an :class:`asyncio.Lock` lets one Store call at a time use it, so every call is
-exactly one transaction (``BEGIN IMMEDIATE`` … ``COMMIT`` for writes, a single statement for
-reads) and concurrent callers never see each other's half-done work.
+its own thread. Every Store call is one function run on that thread, and they are taken there
+in the order they were made by one task, a batch per trip (**group commit**): the writes of a
+batch share one ``BEGIN IMMEDIATE`` … ``COMMIT``, each inside a savepoint of its own, so a
+write that raises is undone alone while the others commit, and nobody hears "done" before the
+COMMIT. A read sees every write made before it. Under load a thousand writes cost a few trips
+and a few commits instead of a thread hop per statement; alone, a write is one trip.
 
 The schema lives in numbered files ``storage/migrations/NNN_name.sql`` (package data). At open
 every file whose version is not yet in ``schema_version`` is applied in order, each inside its
@@ -23,11 +26,12 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from asyncio import Future
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import unquote
 
 import aiosqlite
@@ -317,23 +321,42 @@ _USE_CODE = (
 )
 #: how long past their expiry used and expired codes are kept (to say "expired", not "unknown")
 _CODE_MEMORY = 24 * 3600.0
-# Where each generation of the two tenants (bound twice) is kept now: its tenant's team and
-# its requester's linked account, else their own.
-_REHOME = """
-UPDATE generations SET
-    home_team = COALESCE(
-        (SELECT t.home FROM team_links t WHERE t.joined = generations.actor_tenant),
-        actor_tenant),
-    home_tenant = COALESCE(
-        (SELECT p.home_tenant FROM person_links p
-         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
-        actor_tenant),
-    home_user_id = COALESCE(
-        (SELECT p.home_user_id FROM person_links p
-         WHERE p.tenant = generations.actor_tenant AND p.user_id = generations.actor_user_id),
-        actor_user_id)
-WHERE actor_tenant IN (?, ?)
-"""
+# Where a generation is kept now: its tenant's team and its requester's linked account,
+# else their own. Only rows whose home changes are written (``IS NOT``: a link change leaves
+# the rest of the table alone, and SQLite's write lock is held for as little as it can be).
+_HOME_TEAM = (
+    "COALESCE((SELECT t.home FROM team_links t WHERE t.joined = generations.actor_tenant),"
+    " generations.actor_tenant)"
+)
+_HOME_TENANT = (
+    "COALESCE((SELECT p.home_tenant FROM person_links p WHERE p.tenant ="
+    " generations.actor_tenant AND p.user_id = generations.actor_user_id),"
+    " generations.actor_tenant)"
+)
+_HOME_USER = (
+    "COALESCE((SELECT p.home_user_id FROM person_links p WHERE p.tenant ="
+    " generations.actor_tenant AND p.user_id = generations.actor_user_id),"
+    " generations.actor_user_id)"
+)
+
+
+def _rehome(where: str) -> str:
+    """The home of the generations ``where`` selects, recomputed from the links tables."""
+    return (
+        f"UPDATE generations SET home_team = {_HOME_TEAM}, home_tenant = {_HOME_TENANT},"  # noqa: S608
+        f" home_user_id = {_HOME_USER} WHERE ({where}) AND (home_team IS NOT {_HOME_TEAM}"
+        f" OR home_tenant IS NOT {_HOME_TENANT} OR home_user_id IS NOT {_HOME_USER})"
+    )
+
+
+#: a team link made or removed: the two tenants' generations (bound: the two tenants)
+_REHOME_TENANTS = _rehome("actor_tenant IN (?, ?)")
+#: a person link made or removed: the two accounts' generations (bound: tenant, user twice)
+_REHOME_ACCOUNTS = _rehome(
+    "(actor_tenant = ? AND actor_user_id = ?) OR (actor_tenant = ? AND actor_user_id = ?)"
+)
+#: a generation just stored, whatever home it was resolved to before a link changed
+_REHOME_ONE = _rehome("id = ?")
 
 
 class _NotLinked(Exception):
@@ -425,6 +448,10 @@ async def _connect(
                 log.warning("SQLite refused WAL mode for %s (journal_mode=%s)", path, mode)
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA foreign_keys = ON")
+        if log.isEnabledFor(logging.DEBUG):
+            # statements run in batches (functions), so aiosqlite's own log no longer shows
+            # them: at DEBUG the connection logs every statement it runs
+            await db.set_trace_callback(log.debug)
         await _migrate(db, migrations, now=now())
     except sqlite3.Error as exc:
         await db.close()
@@ -438,6 +465,68 @@ async def _connect(
 # --- the store -------------------------------------------------------------------------
 
 
+#: Operations one trip to the connection's thread takes at most. Their callers all resume
+#: in the same turn of the event loop when the trip returns, so this also bounds that turn.
+MAX_BATCH = 64
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Op(Generic[T]):
+    """One store operation waiting for its turn: a function run on the connection."""
+
+    run: Callable[[sqlite3.Connection], T]
+    write: bool
+    future: Future[T]
+
+
+def _run_batch(db: sqlite3.Connection, batch: Sequence[_Op[Any]]) -> list[tuple[bool, object]]:
+    """Run a batch on the connection's thread: every write inside one ``BEGIN IMMEDIATE`` …
+    ``COMMIT``, each in a savepoint of its own (a write that raises is rolled back alone and
+    gets its exception; the rest commit); reads run in their place in the order. If BEGIN
+    or COMMIT fails the whole transaction is rolled back and the exception is raised (every
+    operation of the batch gets it)."""
+    writes = any(op.write for op in batch)
+    outcomes: list[tuple[bool, object]] = []
+    if writes:
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        for op in batch:
+            if op.write:
+                db.execute("SAVEPOINT op")
+            try:
+                value = op.run(db)
+            except Exception as exc:
+                if op.write:
+                    db.execute("ROLLBACK TO op")
+                    db.execute("RELEASE op")
+                outcomes.append((False, exc))
+                continue
+            if op.write:
+                db.execute("RELEASE op")
+            outcomes.append((True, value))
+        if writes:
+            db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+async def run_on_connection(
+    db: aiosqlite.Connection, function: Callable[..., T], *args: object
+) -> T:
+    """``function(connection, *args)`` on the aiosqlite connection's own thread, in one trip.
+
+    aiosqlite sends each of its calls (every ``execute``, ``commit`` …) to that thread
+    separately; its ``_execute`` is what they are built on, and it takes any function. A
+    whole transaction as one function is one trip instead of one per statement."""
+    execute: Callable[[Callable[[], T]], Awaitable[T]] = db._execute
+    return await execute(lambda: function(db._conn, *args))
+
+
 class SqliteStore:
     """:class:`tmbot.ports.Store` on one aiosqlite connection. Build it with :meth:`open`."""
 
@@ -447,7 +536,8 @@ class SqliteStore:
         self._db = db
         self._path = path
         self._now = now
-        self._lock = asyncio.Lock()
+        self._pending: list[_Op[Any]] = []
+        self._drainer: asyncio.Task[None] | None = None
         self._closed = False
         self._db_lock: DatabaseLock | None = None
 
@@ -509,15 +599,23 @@ class SqliteStore:
         return self._path
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                await self._db.close()
-            finally:
-                if self._db_lock is not None:
-                    self._db_lock.release()
+        """Finish what was submitted, then close the connection (and release the lock)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            drainer = self._drainer
+            if drainer is not None:
+                await asyncio.shield(drainer)
+            await self._db.close()
+        finally:
+            if self._db_lock is not None:
+                self._db_lock.release()
+
+    async def lock_lost(self) -> None:
+        """Never returns: the file lock (:mod:`storage.lock`) is this process's until it
+        releases it or ends."""
+        await asyncio.Event().wait()
 
     async def ping(self) -> bool:
         rows = await self._fetch("SELECT 1")
@@ -531,31 +629,70 @@ class SqliteStore:
 
     # --- plumbing ----------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; no other Store call runs on this connection meanwhile."""
-        async with self._lock:
-            db = self._db
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                yield db
-                await db.commit()
-            except BaseException:
-                # Queued behind anything still running in aiosqlite's thread, so it also
-                # undoes a BEGIN whose await was cancelled. A no-op outside a transaction.
-                await db.rollback()
-                raise
+    def _submit(self, run: Callable[[sqlite3.Connection], T], *, write: bool) -> Future[T]:
+        if self._closed:
+            raise ValueError("The store is closed.")
+        future: Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Op(run, write, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="sqlite-group-commit")
+        return future
+
+    async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``run`` on the connection inside a write transaction. Writes waiting together
+        share one transaction and one trip to the connection's thread (group commit); each
+        is its own savepoint, so one that raises is undone alone and the others commit.
+        The result comes back once the transaction is committed."""
+        return await self._submit(run, write=True)
+
+    async def _read(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``run`` on the connection, in order with the writes (it sees every write
+        submitted before it)."""
+        return await self._submit(run, write=False)
 
     async def _fetch(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-        """One read statement (its own implicit transaction)."""
-        async with self._lock:
-            return list(await self._db.execute_fetchall(sql, tuple(params)))
+        """One read statement."""
+        values = tuple(params)
+        return await self._read(lambda db: db.execute(sql, values).fetchall())
+
+    async def _drain(self) -> None:
+        """The one task that takes the waiting operations to the connection, a batch per
+        trip, until none is left (the next submit starts it again)."""
+        try:
+            while self._pending:
+                batch = [op for op in self._pending[:MAX_BATCH] if not op.future.cancelled()]
+                del self._pending[:MAX_BATCH]
+                if not batch:
+                    continue
+                try:
+                    outcomes = await run_on_connection(self._db, _run_batch, batch)
+                except asyncio.CancelledError:
+                    for op in batch:
+                        op.future.cancel()
+                    raise
+                except Exception as exc:  # BEGIN or COMMIT failed: nothing of it was written
+                    for op in batch:
+                        if not op.future.done():
+                            op.future.set_exception(exc)
+                    continue
+                for op, (ok, value) in zip(batch, outcomes, strict=True):
+                    if op.future.done():
+                        continue
+                    if ok:
+                        op.future.set_result(value)
+                    elif isinstance(value, BaseException):
+                        op.future.set_exception(value)
+        finally:
+            self._drainer = None
+            for op in self._pending if self._closed else ():
+                if not op.future.done():
+                    op.future.set_exception(ValueError("The store is closed."))
 
     # --- keys --------------------------------------------------------------------------
 
     async def put_key(self, binding: KeyBinding) -> None:
-        async with self._write() as db:
-            await db.execute(
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 """
                 INSERT INTO key_bindings (scope, tenant, owner, provider, ciphertext,
                                           fingerprint, created_at, balance, balance_seen_at)
@@ -569,6 +706,8 @@ class SqliteStore:
                 """,
                 _key_binding_to_row(binding),
             )
+
+        return await self._write(run)
 
     async def get_key(self, ref: KeyRef) -> KeyBinding | None:
         rows = await self._fetch(
@@ -596,19 +735,22 @@ class SqliteStore:
         return [_key_binding_from_row(row) for row in rows]
 
     async def delete_key(self, ref: KeyRef) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
+        def run(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "DELETE FROM key_bindings"
                 " WHERE scope = ? AND tenant = ? AND owner = ? AND provider = ?",
                 _key_params(ref),
             )
             return cursor.rowcount > 0
 
+        return await self._write(run)
+
     async def record_balance(self, ref: KeyRef, *, remaining: float, seen_at: float) -> None:
         """Only an existing binding is updated, and only by a reading at least as new as the
         one it holds (answers that arrive out of order do not roll the balance back)."""
-        async with self._write() as db:
-            await db.execute(
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 """
                 UPDATE key_bindings SET balance = ?, balance_seen_at = ?
                 WHERE scope = ? AND tenant = ? AND owner = ? AND provider = ?
@@ -616,6 +758,8 @@ class SqliteStore:
                 """,
                 (remaining, seen_at, *_key_params(ref), seen_at),
             )
+
+        return await self._write(run)
 
     # --- settings ----------------------------------------------------------------------
 
@@ -628,8 +772,8 @@ class SqliteStore:
         return _settings_from_row(rows[0]) if rows else UserSettings()
 
     async def put_settings(self, tenant: str, user_id: str, settings: UserSettings) -> None:
-        async with self._write() as db:
-            await db.execute(
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 """
                 INSERT INTO users (tenant, user_id, provider, model, aspect_ratio, resolution,
                                    taste, updated_at)
@@ -645,11 +789,13 @@ class SqliteStore:
                 (tenant, user_id, *_settings_to_row(settings), self._now()),
             )
 
+        return await self._write(run)
+
     # --- team budgets and settings ------------------------------------------------------
 
     async def put_budget(self, budget: Budget) -> None:
-        async with self._write() as db:
-            await db.execute(
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 """
                 INSERT INTO team_budgets (tenant, target, amount, period, updated_at)
                 VALUES (?, ?, ?, ?, ?)
@@ -667,6 +813,8 @@ class SqliteStore:
                 ),
             )
 
+        return await self._write(run)
+
     async def get_budget(self, tenant: str, member: str) -> Budget | None:
         rows = await self._fetch(
             "SELECT tenant, target, amount, period, updated_at FROM team_budgets"
@@ -676,11 +824,13 @@ class SqliteStore:
         return _budget_from_row(rows[0]) if rows else None
 
     async def delete_budget(self, tenant: str, member: str) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
+        def run(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "DELETE FROM team_budgets WHERE tenant = ? AND target = ?", (tenant, member)
             )
             return cursor.rowcount > 0
+
+        return await self._write(run)
 
     async def list_budgets(self, tenant: str) -> list[Budget]:
         rows = await self._fetch(
@@ -693,19 +843,21 @@ class SqliteStore:
     async def set_request_channel(
         self, tenant: str, channel: str, *, enabled: bool, by: str, at: float
     ) -> bool:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> bool:
             if enabled:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "INSERT INTO request_channels (tenant, channel, added_by, added_at)"
                     " VALUES (?, ?, ?, ?) ON CONFLICT (tenant, channel) DO NOTHING",
                     (tenant, channel, by, at),
                 )
             else:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "DELETE FROM request_channels WHERE tenant = ? AND channel = ?",
                     (tenant, channel),
                 )
             return cursor.rowcount > 0
+
+        return await self._write(run)
 
     async def request_channels(self, tenant: str) -> list[str]:
         rows = await self._fetch(
@@ -760,27 +912,36 @@ class SqliteStore:
         self, generation: Generation, events: Sequence[NewEvent] = ()
     ) -> list[OutboxEntry]:
         """Raises :class:`sqlite3.IntegrityError` if the id is already stored."""
-        async with self._write() as db:
-            await db.execute(_INSERT_GENERATION, _generation_to_row(generation))
-            return await self._append(db, generation.id, generation.place.platform, events)
+
+        def run(db: sqlite3.Connection) -> list[OutboxEntry]:
+            db.execute(_INSERT_GENERATION, _generation_to_row(generation))
+            db.execute(_REHOME_ONE, (generation.id,))  # the links as they are now
+            return self._append(db, generation.id, generation.place.platform, events)
+
+        return await self._write(run)
 
     async def transition(
         self, generation: Generation, *, expect: GenStatus, events: Sequence[NewEvent] = ()
     ) -> list[OutboxEntry] | None:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> list[OutboxEntry] | None:
             row = _generation_to_row(generation)
             row["expect"] = expect.value
-            cursor = await db.execute(_TRANSITION_GENERATION, row)
+            cursor = db.execute(_TRANSITION_GENERATION, row)
             if cursor.rowcount == 0:
                 return None
-            return await self._append(db, generation.id, generation.place.platform, events)
+            return self._append(db, generation.id, generation.place.platform, events)
+
+        return await self._write(run)
 
     async def update_generation(self, generation: Generation) -> None:
         """Replace the stored row with the same id; :class:`NotFound` if there is none."""
-        async with self._write() as db:
-            cursor = await db.execute(_UPDATE_GENERATION, _generation_to_row(generation))
+
+        def run(db: sqlite3.Connection) -> None:
+            cursor = db.execute(_UPDATE_GENERATION, _generation_to_row(generation))
             if cursor.rowcount == 0:
                 raise NotFound("That generation no longer exists.")
+
+        return await self._write(run)
 
     async def get_generation(self, generation_id: str) -> Generation | None:
         rows = await self._fetch(_SELECT_GENERATION + " WHERE id = ?", (generation_id,))
@@ -810,8 +971,11 @@ class SqliteStore:
     async def link_message(self, link: MessageLink) -> None:
         """Insert or re-point the link; :class:`NotFound` if the generation is not stored."""
         try:
-            async with self._write() as db:
-                await db.execute(_UPSERT_LINK, _message_link_to_row(link))
+
+            def run(db: sqlite3.Connection) -> None:
+                db.execute(_UPSERT_LINK, _message_link_to_row(link))
+
+            return await self._write(run)
         except sqlite3.IntegrityError as exc:
             if exc.sqlite_errorname != "SQLITE_CONSTRAINT_FOREIGNKEY":
                 raise
@@ -837,9 +1001,9 @@ class SqliteStore:
 
     # --- the outbox --------------------------------------------------------------------
 
-    async def _append(
+    def _append(
         self,
-        db: aiosqlite.Connection,
+        db: sqlite3.Connection,
         generation_id: str,
         platform: str | None,
         events: Sequence[NewEvent],
@@ -847,14 +1011,12 @@ class SqliteStore:
         """Append events after the generation's last one (inside a write transaction)."""
         if not events:
             return []
-        rows = list(
-            await db.execute_fetchall(
-                "SELECT g.place_platform AS platform,"
-                " (SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE generation_id = g.id) AS seq"
-                " FROM generations g WHERE g.id = ?",
-                (generation_id,),
-            )
-        )
+        rows = db.execute(
+            "SELECT g.place_platform AS platform,"
+            " (SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE generation_id = g.id) AS seq"
+            " FROM generations g WHERE g.id = ?",
+            (generation_id,),
+        ).fetchall()
         if not rows:
             raise NotFound("That generation no longer exists.")
         platform = platform or str(rows[0]["platform"])
@@ -864,13 +1026,13 @@ class SqliteStore:
         for event in events:
             if event.replaces:
                 marks = ", ".join("?" for _ in event.replaces)
-                await db.execute(
+                db.execute(
                     "UPDATE outbox SET done_at = ?, error = 'replaced', blob = NULL"  # noqa: S608
                     f" WHERE generation_id = ? AND done_at IS NULL AND kind IN ({marks})",
                     (now, generation_id, *event.replaces),
                 )
             seq += 1
-            cursor = await db.execute(
+            cursor = db.execute(
                 "INSERT INTO outbox (generation_id, platform, seq, kind, payload, blob,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -903,15 +1065,17 @@ class SqliteStore:
         *,
         expect: GenStatus | None = None,
     ) -> list[OutboxEntry] | None:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> list[OutboxEntry] | None:
             if expect is not None:
-                rows = await db.execute_fetchall(
+                rows = db.execute(
                     "SELECT 1 FROM generations WHERE id = ? AND status = ?",
                     (generation_id, expect.value),
                 )
                 if not list(rows):
                     return None
-            return await self._append(db, generation_id, None, events)
+            return self._append(db, generation_id, None, events)
+
+        return await self._write(run)
 
     async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
         rows = await self._fetch(
@@ -935,21 +1099,24 @@ class SqliteStore:
         retry = [
             (o.attempts, o.next_attempt_at, o.error, o.entry_id) for o in outcomes if not o.done
         ]
-        async with self._write() as db:
+
+        def run(db: sqlite3.Connection) -> None:
             # one statement per kind of change: a batch of thousands is a few thread hops
             if links:
-                await db.executemany(_UPSERT_LINK, links)
+                db.executemany(_UPSERT_LINK, links)
             if done:
-                await db.executemany(
+                db.executemany(
                     "UPDATE outbox SET done_at = ?, error = ?, attempts = ?, blob = NULL"
                     " WHERE id = ? AND done_at IS NULL",
                     done,
                 )
             if retry:
-                await db.executemany(
+                db.executemany(
                     "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ? WHERE id = ?",
                     retry,
                 )
+
+        return await self._write(run)
 
     # --- operations --------------------------------------------------------------------
 
@@ -998,40 +1165,42 @@ class SqliteStore:
     async def remember(
         self, scope: str, key: str, *, value: str, now: float, ttl: float
     ) -> str | None:
-        async with self._write() as db:
-            await db.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
+        def run(db: sqlite3.Connection) -> str | None:
+            db.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
             rows = list(
-                await db.execute_fetchall(
-                    "SELECT value FROM seen WHERE scope = ? AND key = ?", (scope, key)
-                )
+                db.execute("SELECT value FROM seen WHERE scope = ? AND key = ?", (scope, key))
             )
             if rows:
                 return str(rows[0]["value"])
-            await db.execute(
+            db.execute(
                 "INSERT INTO seen (scope, key, value, expires_at) VALUES (?, ?, ?, ?)",
                 (scope, key, value, now + ttl),
             )
             return None
 
+        return await self._write(run)
+
     async def forget(self, scope: str, key: str) -> None:
-        async with self._write() as db:
-            await db.execute("DELETE FROM seen WHERE scope = ? AND key = ?", (scope, key))
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM seen WHERE scope = ? AND key = ?", (scope, key))
+
+        return await self._write(run)
 
     # --- linked teams and accounts -----------------------------------------------------
 
     async def put_link_code(self, code: LinkCode) -> None:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> None:
             # codes a day past their expiry are forgotten (until then they are still told
             # apart from codes that never existed)
-            await db.execute(
+            db.execute(
                 "DELETE FROM link_codes WHERE expires_at < ?", (code.created_at - _CODE_MEMORY,)
             )
-            await db.execute(
+            db.execute(
                 "DELETE FROM link_codes"
                 " WHERE tenant = ? AND user_id = ? AND kind = ? AND used_at IS NULL",
                 (code.tenant, code.user_id, code.kind.value),
             )
-            await db.execute(
+            db.execute(
                 "INSERT INTO link_codes (code_hash, kind, tenant, user_id, created_at,"
                 " expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -1044,6 +1213,8 @@ class SqliteStore:
                     code.used_at,
                 ),
             )
+
+        await self._write(run)
 
     async def get_link_code(self, code_hash: str) -> LinkCode | None:
         rows = await self._fetch(
@@ -1074,11 +1245,12 @@ class SqliteStore:
 
     async def link_teams(self, link: TeamLink, *, code_hash: str, now: float) -> bool:
         try:
-            async with self._write() as db:
-                used = await db.execute(_USE_CODE, (now, code_hash, "team", link.home, now))
+
+            def run(db: sqlite3.Connection) -> None:
+                used = db.execute(_USE_CODE, (now, code_hash, "team", link.home, now))
                 if used.rowcount != 1:
                     raise _NotLinked
-                made = await db.execute(
+                made = db.execute(
                     "INSERT INTO team_links (joined, home, linked_by, linked_at)"
                     " SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM team_links"
                     " WHERE joined IN (?, ?) OR home IN (?, ?))",
@@ -1092,15 +1264,17 @@ class SqliteStore:
                 )
                 if made.rowcount != 1:
                     raise _NotLinked
-                await db.execute(_REHOME, (link.home, link.joined))
+                db.execute(_REHOME_TENANTS, (link.home, link.joined))
+
+            await self._write(run)
         except _NotLinked:
             return False
         return True
 
     async def unlink_teams(self, tenant: str) -> TeamLink | None:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> TeamLink | None:
             rows = list(
-                await db.execute_fetchall(
+                db.execute(
                     "SELECT home, joined, linked_by, linked_at FROM team_links"
                     " WHERE joined = ? OR home = ?",
                     (tenant, tenant),
@@ -1109,13 +1283,15 @@ class SqliteStore:
             if not rows:
                 return None
             link = _team_link_from_row(rows[0])
-            await db.execute(
+            db.execute(
                 "DELETE FROM person_links WHERE tenant IN (?, ?) OR home_tenant IN (?, ?)",
                 (link.home, link.joined) * 2,
             )
-            await db.execute("DELETE FROM team_links WHERE joined = ?", (link.joined,))
-            await db.execute(_REHOME, (link.home, link.joined))
+            db.execute("DELETE FROM team_links WHERE joined = ?", (link.joined,))
+            db.execute(_REHOME_TENANTS, (link.home, link.joined))
             return link
+
+        return await self._write(run)
 
     async def person_links(self, tenant: str, user_id: str) -> list[PersonLink]:
         rows = await self._fetch(
@@ -1129,14 +1305,15 @@ class SqliteStore:
     async def link_people(self, link: PersonLink, *, code_hash: str, now: float) -> bool:
         home, joined = (link.home_tenant, link.home_user_id), (link.tenant, link.user_id)
         try:
-            async with self._write() as db:
-                used = await db.execute(
+
+            def run(db: sqlite3.Connection) -> None:
+                used = db.execute(
                     _USE_CODE + " AND user_id = ?",
                     (now, code_hash, "person", link.home_tenant, now, link.home_user_id),
                 )
                 if used.rowcount != 1:
                     raise _NotLinked
-                made = await db.execute(
+                made = db.execute(
                     "INSERT INTO person_links (tenant, user_id, home_tenant, home_user_id,"
                     " linked_at) SELECT ?, ?, ?, ?, ?"
                     " WHERE EXISTS (SELECT 1 FROM team_links"
@@ -1162,16 +1339,18 @@ class SqliteStore:
                 )
                 if made.rowcount != 1:
                     raise _NotLinked
-                await db.execute(_REHOME, (link.home_tenant, link.tenant))
+                db.execute(_REHOME_ACCOUNTS, (*home, *joined))
+
+            await self._write(run)
         except _NotLinked:
             return False
         return True
 
     async def unlink_people(self, tenant: str, user_id: str) -> list[PersonLink]:
-        async with self._write() as db:
+        def run(db: sqlite3.Connection) -> list[PersonLink]:
             where = " WHERE (tenant = ? AND user_id = ?) OR (home_tenant = ? AND home_user_id = ?)"
             rows = list(
-                await db.execute_fetchall(
+                db.execute(
                     "SELECT home_tenant, home_user_id, tenant, user_id, linked_at"  # noqa: S608
                     " FROM person_links" + where,
                     (tenant, user_id) * 2,
@@ -1179,10 +1358,15 @@ class SqliteStore:
             )
             links = [_person_link_from_row(row) for row in rows]
             if links:
-                await db.execute("DELETE FROM person_links" + where, (tenant, user_id) * 2)  # noqa: S608
+                db.execute("DELETE FROM person_links" + where, (tenant, user_id) * 2)  # noqa: S608
             for link in links:
-                await db.execute(_REHOME, (link.home_tenant, link.tenant))
+                db.execute(
+                    _REHOME_ACCOUNTS,
+                    (link.home_tenant, link.home_user_id, link.tenant, link.user_id),
+                )
             return links
+
+        return await self._write(run)
 
     async def resolve_home(self, tenant: str, user_id: str) -> Home | None:
         rows = await self._fetch(

@@ -30,6 +30,14 @@ class SimProcess:
             data: dict[str, Any] = answer.json()
             return data
 
+    async def release(self) -> int:
+        """Let the held tasks (``--hold-tasks``) end; how many were held."""
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(f"{self.url}/_sim/release")
+            answer.raise_for_status()
+            released: int = answer.json()["released"]
+            return released
+
     async def configure(self, **changes: object) -> None:
         async with httpx.AsyncClient() as client:
             (await client.post(f"{self.url}/_sim/config", json=changes)).raise_for_status()

@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
-from tests.procs import bot_env, run_console, tmbot_command
+from tests.procs import bot_env, dead_port, run_console, tmbot_command
 from tmbot.simulator import Simulator
 
 KEY = "tm_test_doctorDDDDDDDDD0003"
@@ -169,3 +169,24 @@ def test_the_fake_slack_grants_exactly_the_manifests_bot_scopes() -> None:
     scopes = manifest_scopes()
     assert len(scopes) == 10 and "commands" in scopes and "groups:read" in scopes
     assert scopes == BOT_SCOPES  # doctor compares the token's scopes with these
+
+
+async def test_doctor_says_slack_cannot_be_reached_in_one_line(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    port = dead_port()
+    token = "xoxb-doctor-never-reaches-0002"
+    env = {
+        **base_env(sim, tmp_path / "bot.db", Fernet.generate_key().decode()),
+        "SLACK_BOT_TOKEN": token,
+        "SLACK_SIGNING_SECRET": SIGNING,
+        "SLACK_API_URL": f"http://127.0.0.1:{port}/api/",
+    }
+    code, text = await doctor(env, tmp_path)
+    assert code == 1, text
+    assert "Traceback" not in text
+    assert failures(text)["Slack auth"].startswith(
+        f"FAIL Slack auth: Slack's Web API cannot be reached at 127.0.0.1:{port} "
+        "(ClientConnectorError)"
+    ), text
+    assert token not in text and SIGNING not in text

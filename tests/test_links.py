@@ -24,6 +24,7 @@ from tmbot.config import Config
 from tmbot.domain import Actor, Place, tenant_of
 from tmbot.errors import NotPermitted, ParseError, TmbotError
 from tmbot.links import CODE_TTL
+from tmbot.redact import RedactingFilter
 from tmbot.replies import (
     AccountsLinked,
     GenerationAccepted,
@@ -91,7 +92,9 @@ async def world(tmp_path: Path, sim: Simulator) -> AsyncIterator[World]:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, sim: Simulator) -> AsyncIterator[World]:
+async def running(
+    tmp_path: Path, sim: Simulator, *, redactor: RedactingFilter | None = None
+) -> AsyncIterator[World]:
     clock = [time.time()]
     async with open_runtime(
         Config(time_scale=sim.config.time_scale, http_timeout=30.0),
@@ -102,6 +105,7 @@ async def running(tmp_path: Path, sim: Simulator) -> AsyncIterator[World]:
         vault=_vault(tmp_path),
         dispatch_policy=FAST_DISPATCH,
         now=lambda: clock[0],
+        redactor=redactor,
     ) as runtime:
         found = World(runtime, clock)
         yield found
@@ -130,6 +134,23 @@ async def test_a_team_code_expires_after_ten_minutes(world: World) -> None:
     linked = await world.run(BOSS_D, f"team link {fresh}")
     assert "expired" in expired and "10 minutes" in expired
     assert isinstance(linked, TeamsLinked) and linked.link.home == SLACK
+
+
+async def test_the_redactor_forgets_a_code_once_it_has_expired(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    ticks = [0.0]
+    redactor = RedactingFilter(clock=lambda: ticks[0])
+    async with running(tmp_path, sim, redactor=redactor) as world:
+        before = redactor.registered
+        codes = [await world.code(BOSS_S) for _ in range(3)]
+        assert redactor.registered == before + 6  # each as shown and as typed
+        assert all(code not in redactor.redact(f"log: {code}") for code in codes)
+        ticks[0] += CODE_TTL  # the codes' ten minutes are over: no longer secrets
+        world.tick(CODE_TTL)
+        assert redactor.registered == before
+        assert all(code in redactor.redact(f"log: {code}") for code in codes)
+        assert "expired" in await world.refused(BOSS_D, f"team link {codes[-1]}")
 
 
 async def test_a_code_works_once_even_when_two_admins_race_for_it(world: World) -> None:

@@ -12,10 +12,12 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from storage import Dialect, PostgresStore, SqliteStore
+from storage import postgres as pg
 from tests.harness import Bot, Recorder, running_bot
 from tests.procs import (
     bot_env,
@@ -26,11 +28,11 @@ from tests.procs import (
     tmbot_command,
 )
 from tmbot.config import Config
-from tmbot.errors import ConfigError, DatabaseInUse
+from tmbot.errors import ConfigError, DatabaseInUse, EngineLockLost
 from tmbot.events import Delivered
 from tmbot.records import GenStatus
 from tmbot.replies import CreditsView, GenerationAccepted
-from tmbot.runtime import open_runtime
+from tmbot.runtime import LOCK_LOST, open_runtime
 from tmbot.simulator import SimConfig, Simulator
 from tmbot.vault import Vault
 
@@ -59,8 +61,9 @@ async def test_a_brief_on_postgresql_is_delivered_once(
 async def test_a_restart_resumes_unfinished_work_from_postgresql(
     tmp_path: Path, pg_url: str
 ) -> None:
-    # tasks take about five real seconds: the bot stops while all three are at the provider
-    async with Simulator(SimConfig(time_scale=60.0, estimate_seconds=300.0, seed=3)) as sim:
+    # the simulator holds every task running: the bot stops while all three are at the
+    # provider, however long that takes
+    async with Simulator(SimConfig(time_scale=60.0, hold_tasks=True, seed=3)) as sim:
         first = Recorder()
         async with running_bot(tmp_path, sim, database_url=pg_url, recorder=first) as bot:
             await bot.bind("alice", KEY)
@@ -69,6 +72,8 @@ async def test_a_restart_resumes_unfinished_work_from_postgresql(
         async with await PostgresStore.open(pg_url) as store:
             left = await store.unfinished_generations()
         assert {(g.id, g.status) for g in left} == {(g.id, GenStatus.SUBMITTED) for g in gens}
+        assert sim.stats().for_key(KEY).tasks_completed == 0
+        assert sim.release() == 3
         second = Recorder()
         async with running_bot(tmp_path, sim, database_url=pg_url, recorder=second) as bot:
             await bot.settled()
@@ -129,12 +134,19 @@ async def test_postgresql_takes_the_secret_from_the_environment(
 
 
 async def _migrate_db(source: str, target: str, env: dict[str, str]) -> tuple[int, str, str]:
+    return await _migrate_db_args(env, "--from", source, "--to", target)
+
+
+async def _migrate_db_args(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *tmbot_command("migrate-db", "--from", source, "--to", target),
+        *tmbot_command("migrate-db", *args),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
@@ -242,6 +254,42 @@ async def test_migrate_db_refuses_what_it_cannot_copy(tmp_path: Path, pg_url: st
     assert not (tmp_path / "none.db").exists()
 
 
+async def test_migrate_db_takes_the_target_from_tmbot_database_url(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The recommended form: no URL (no password) in argv; --from defaults to tmbot.db."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMBOT_")}
+    code, out, err = await _migrate_db_args(env, cwd=tmp_path)
+    assert (code, out) == (2, "")
+    assert err == (
+        "tmbot: migrate-db needs the PostgreSQL database to fill: set "
+        "TMBOT_DATABASE_URL=postgresql://user:password@host:5432/database (or pass --to).\n"
+    )
+    sqlite_env = {**env, "TMBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"}
+    code, out, err = await _migrate_db_args(sqlite_env, cwd=tmp_path)
+    assert code == 2 and err.startswith("tmbot: TMBOT_DATABASE_URL names a SQLite database")
+
+    async with await SqliteStore.open(tmp_path / "tmbot.db"):
+        pass  # an empty database at this tmbot's schema, where --from looks by default
+    code, out, err = await _migrate_db_args({**env, "TMBOT_DATABASE_URL": pg_url}, cwd=tmp_path)
+    assert (code, err) == (0, ""), err
+    assert "Copied 0 rows from the database tmbot.db into " in out
+    assert pg_url not in out
+
+
+async def test_migrate_db_notes_a_password_in_argv(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMBOT_")}
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    target = "postgresql://tmbot:hunter2hunter2@127.0.0.1:9/tmbot"
+    code, out, err = await _migrate_db(missing, target, env)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "tmbot: note: a password in --to shows in the process list; set TMBOT_DATABASE_URL "
+        "instead and leave --to out.",
+        f"tmbot: There is no SQLite database at {tmp_path / 'none.db'} to copy.",
+    ]
+
+
 # --- processes -----------------------------------------------------------------------------
 
 
@@ -333,9 +381,9 @@ async def test_a_console_killed_on_postgresql_leaves_its_work_to_the_next_start(
     engine lock, the next console starts at once, polls both again (never re-sends) and
     delivers each once."""
     secret = Fernet.generate_key().decode()
-    # tasks take about six real seconds: both are at the provider when the console dies
-    async with sim_process("--time-scale", "5") as sim:
-        env = bot_env(sim.url, tmp_path / "unused.db", scale=5.0)
+    # the simulator holds every task running: both are at the provider when the console dies
+    async with sim_process("--time-scale", "60", "--hold-tasks") as sim:
+        env = bot_env(sim.url, tmp_path / "unused.db", scale=60.0)
         env.update(TMBOT_DATABASE_URL=pg_url, TMBOT_SECRET_KEY=secret)
         first = await start_console(env, tmp_path / "images", "--user", "alice")
         assert first.stdin is not None and first.stdout is not None
@@ -349,7 +397,85 @@ async def test_a_console_killed_on_postgresql_leaves_its_work_to_the_next_start(
             started |= set(re.findall(r"^\[(\w+)\] started ", line))
         first.kill()
         await first.wait()
+        assert (await sim.stats())["totals"]["tasks_completed"] == 0
+        assert await sim.release() == 2
         code, stdout, stderr = await run_console(env, tmp_path / "images", [])
         assert code == 0, stderr
         assert set(re.findall(r"^\[(\w+)\] delivered: ", stdout, re.M)) == started
         assert (await sim.stats())["totals"]["tasks_created"] == 2
+
+
+# --- losing the engine lock ----------------------------------------------------------------
+
+
+async def end_the_engine_lock_session(url: str) -> None:
+    """What a failover or an administrator does: the server ends the session holding the
+    engine lock (and drops the lock with it)."""
+    conn = await asyncpg.connect(url)
+    try:
+        ended = await conn.fetchval(
+            # the timeout makes it wait until the backend has ended
+            "SELECT COUNT(pg_terminate_backend(l.pid, 5000)) FROM pg_locks l"
+            " WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2",
+            pg.LOCK_CLASS,
+            pg.ENGINE_LOCK,
+        )
+    finally:
+        await conn.close()
+    assert ended == 1
+
+
+async def test_an_engine_that_loses_its_engine_lock_stops_its_work(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Simulator(SimConfig(time_scale=60.0, hold_tasks=True)) as sim:
+        first = Recorder()
+        with pytest.raises(EngineLockLost):
+            async with running_bot(tmp_path, sim, database_url=pg_url, recorder=first) as bot:
+                await bot.bind("alice", KEY)
+                gen = await bot.ask("alice", "a poster held at the provider --fast --res 1k")
+                await first.started(1)
+                assert bot.engine.running == 1
+                await end_the_engine_lock_session(pg_url)
+                # the runtime cancels this task out of here (a timeout would fail the test)
+                await asyncio.wait_for(asyncio.Event().wait(), 60)
+        # its work stopped: nothing runs, nothing is handed over, its store is closed
+        assert bot.engine.closed and bot.engine.running == 0
+        assert not await bot.store.ping()
+        said = [r for r in caplog.records if r.getMessage() == LOCK_LOST]
+        assert [r.levelname for r in said] == ["ERROR"]
+        polls = sim.stats().for_key(KEY).polls
+        assert sim.release() == 1
+        # the next engine (a supervisor's restart) takes the lock and ends the work, once
+        second = Recorder()
+        async with running_bot(tmp_path, sim, database_url=pg_url, recorder=second) as again:
+            await again.settled()
+        assert isinstance(await second.ended(gen.id), Delivered)
+        assert first.images(gen.id) == [] and len(second.images(gen.id)) == 1
+        assert sim.stats().for_key(KEY).tasks_created == 1
+        assert sim.stats().for_key(KEY).polls > polls
+
+
+async def test_a_console_that_loses_its_engine_lock_exits_1_with_one_line(
+    tmp_path: Path, pg_url: str
+) -> None:
+    secret = Fernet.generate_key().decode()
+    async with sim_process("--time-scale", "60", "--hold-tasks") as sim:
+        env = bot_env(sim.url, tmp_path / "unused.db", scale=60.0)
+        env.update(TMBOT_DATABASE_URL=pg_url, TMBOT_SECRET_KEY=secret)
+        console = await start_console(env, tmp_path / "images", "--user", "alice")
+        assert console.stdin is not None and console.stdout is not None
+        console.stdin.write(f"key {KEY}\na poster held at the provider\n".encode())
+        await console.stdin.drain()
+        while True:  # stdin stays open: without the loss it would run on
+            line = (await asyncio.wait_for(console.stdout.readline(), 60)).decode()
+            assert line, "the console ended before its image started"
+            if re.match(r"^\[\w+\] started ", line):
+                break
+        await end_the_engine_lock_session(pg_url)
+        rest, stderr = await asyncio.wait_for(console.communicate(), 60)
+        assert console.returncode == 1
+        assert " delivered: " not in rest.decode()
+        said = stderr.decode()
+        assert said.count(LOCK_LOST) == 1 and "Traceback" not in said
+        assert (await sim.stats())["totals"]["tasks_created"] == 1

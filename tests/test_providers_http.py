@@ -401,6 +401,8 @@ async def test_owned_client_closed_injected_client_left_open() -> None:
     await owned.aclose()  # idempotent
     with pytest.raises(ProviderUnavailable):
         await owned.call("GET", "/x", key=KEY)
+    with pytest.raises(DownloadFailed):  # its download client is closed too
+        await owned.download("http://cdn.test/image.png")
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     injected = ProviderHttp(label=LABEL, base_url="http://api.test", client=client, timeout=1.0)

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from tests.fakes.slack import FakeSlack, payloads
 from tests.procs import bot_env
 from tests.run_helpers import HEALTH, BotProcess, first_match, start_run
 from tests.slack_rig import ALICE, BOSS, people
+from tmbot.errors import ConfigError
+from tmbot.shutdown import Stopper
 from tmbot.simulator import SimConfig, Simulator
 
 #: provider seconds per real second: a 30 s image takes about 3 s, long enough to overlap
@@ -248,6 +251,41 @@ async def test_http_mode_serves_slack_and_health_on_one_port(world: World) -> No
     assert code == 0, bot.text()[-3000:]
 
 
+async def test_http_with_only_discord_serves_health_on_the_port(world: World) -> None:
+    """The Procfile's `tmbot run --http --port $PORT` with DISCORD_TOKEN alone: the web
+    process binds $PORT (the health routes), as a PaaS boot check needs."""
+    env = {k: v for k, v in world.env.items() if not k.startswith("SLACK_")}
+    bot = await start_run(env, "--http", "--port", "0", "--host", "127.0.0.1")
+    try:
+        url = first_match(await bot.wait_line(r"health on "), HEALTH)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            assert (await client.get("/healthz")).json() == {"status": "alive"}
+            await bot.wait_line(r"tmbot run: ready \(gateway\)")
+            answer = await client.get("/readyz")
+            assert answer.status_code == 200, answer.text
+            assert set(answer.json()["checks"]) == {"store", "engine", "discord"}
+            assert (await client.post("/slack/events", content=b"x")).status_code == 404
+    finally:
+        code = await bot.stop()
+    assert code == 0, bot.text()[-3000:]
+    assert "/slack/events" not in bot.text()
+
+
+async def test_http_port_taken_names_the_port_flag(world: World) -> None:
+    env = {k: v for k, v in world.env.items() if not k.startswith("SLACK_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bot = await start_run(env, "--http", "--port", str(port), "--host", "127.0.0.1")
+        code = await bot.finished()
+    assert code == 2, bot.text()[-3000:]
+    said = [line for line in bot.err if line.startswith("tmbot:")]
+    assert len(said) == 1, bot.text()[-3000:]
+    assert said[0].startswith(f"tmbot: tmbot run cannot listen on 127.0.0.1 port {port} (")
+    assert said[0].endswith("; pick another with --port.\n")  # the option that set it
+
+
 async def test_without_any_chat_token_it_names_the_variables_and_exits_2(tmp_path: Path) -> None:
     env = {
         k: v
@@ -276,3 +314,68 @@ def test_the_procfile_runs_slack_http_mode_on_the_platforms_port() -> None:
     assert words[:2] == ["tmbot", "run"] and "$PORT" in words
     args = _parser().parse_args([w.replace("$PORT", "5000") for w in words[1:]])
     assert args.command == "run" and args.http and args.port == 5000
+
+
+async def test_a_refused_slack_stops_discord_connecting_and_nothing_is_left_running(
+    world: World,
+) -> None:
+    """Slack refuses its app token while Discord is still connecting: the Discord start is
+    cancelled and awaited, its gateway closed, and the process exits with the one sentence
+    (no unretrieved task exception, no traceback: the adapters start as one task group)."""
+    slack, fake = world.slack, world.discord
+    slack.connections_gate.clear()
+    fake.identify_gate.clear()
+    env = {**world.env, "SLACK_APP_TOKEN": "xapp-1-refused-by-the-fake"}
+    bot = await start_run(env, "--health-port", "0", "--host", "127.0.0.1")
+    try:
+        async with asyncio.timeout(60), fake._changed:
+            await fake._changed.wait_for(lambda: fake.gateway_sockets == 1)  # IDENTIFY held
+        await slack.wait_for(lambda _: slack.connections_held == 1, timeout=60)
+        slack.connections_gate.set()  # now Slack answers invalid_auth
+        code = await bot.finished(timeout=60)
+    finally:
+        await bot.stop()
+        fake.identify_gate.set()
+    assert code == 2, bot.text()[-3000:]
+    said = [line for line in bot.err if not line.startswith("{")]  # JSON log lines aside
+    assert said[-1] == "tmbot: SLACK_APP_TOKEN is not valid (Slack answered invalid_auth).\n"
+    for noise in ("Traceback", "never retrieved", "Task was destroyed", "Unclosed"):
+        assert noise not in bot.text(), bot.text()[-3000:]
+    assert "tmbot run: ready" not in bot.text(), bot.text()[-3000:]
+    async with asyncio.timeout(30), fake._changed:
+        await fake._changed.wait_for(lambda: fake.gateway_sockets == 0)
+    assert not any(s.ws for s in fake.sessions.values())
+
+
+class _Starting:
+    """An adapter's start as the runner sees it: ``refuse`` raises once ``peer`` is
+    connecting; otherwise it connects until cancelled (``ended`` says it was)."""
+
+    def __init__(self, platform: str, *, refuse: bool, peer: asyncio.Event) -> None:
+        self.platform = platform
+        self.refuse = refuse
+        self.peer = peer
+        self.ended = False
+
+    async def start(self) -> str:
+        if self.refuse:
+            await self.peer.wait()
+            raise ConfigError(f"{self.platform} refused the token.")
+        self.peer.set()
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            self.ended = True
+        return "never"
+
+
+async def test_a_refused_start_cancels_and_awaits_the_others_before_raising() -> None:
+    from adapters import runner
+
+    connecting = asyncio.Event()
+    slack = _Starting("slack", refuse=True, peer=connecting)
+    discord = _Starting("discord", refuse=False, peer=connecting)
+    with pytest.raises(ConfigError, match=r"^slack refused the token\.$"):
+        await runner._start([slack, discord], Stopper(), name="run")  # type: ignore[list-item]
+    assert discord.ended  # its start was over before the refusal reached the caller
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("start ")]

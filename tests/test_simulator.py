@@ -854,3 +854,32 @@ async def test_scale_1000_tasks_across_100_keys() -> None:
     assert stats.totals.max_concurrent_seen == 10
     assert len(stats.keys) == 100 and len(stats.completions) == 1000
     assert created - started < 10 and polled - waited < 10
+
+
+async def test_held_tasks_stay_running_until_released(
+    sim: Simulator, client: httpx.AsyncClient
+) -> None:
+    # a zero estimate ends a task at once (in Vtrix's create answer): held, it does not
+    sim.configure(estimate_seconds=0.0)
+    done = (await tm_create(client)).json()["task_id"]
+    assert (await tm_poll(client, done)).json()["status"] == "complete"
+    r = await client.post("/_sim/config", json={"hold_tasks": True})
+    assert r.status_code == 200 and sim.config.hold_tasks is True
+    assert (await client.post("/_sim/config", json={"hold_tasks": 1})).status_code == 400
+    assert (await client.post("/_sim/config", json={"tm_rpm": True})).status_code == 400
+    held_tm = (await tm_create(client)).json()["task_id"]
+    held_vx = (await vx_create(client, resolution="0.5K")).json()
+    assert held_vx["status"] != "completed"
+    for _ in range(3):
+        assert (await tm_poll(client, held_tm)).json()["status"] == "processing"
+        assert (await vx_poll(client, held_vx["id"])).json()["status"] in RUNNING_VX
+    assert sim.stats().totals.tasks_completed == 1
+    sim.configure(hold_tasks=False)  # new tasks are not held; the held ones still are
+    assert (await tm_poll(client, held_tm)).json()["status"] == "processing"
+    released = await client.post("/_sim/release")
+    assert released.status_code == 200 and released.json() == {"released": 2}
+    finished = (await tm_poll(client, held_tm)).json()
+    assert finished["status"] == "complete"
+    assert (await client.get(finished["result"]["image_url"])).status_code == 200
+    assert (await vx_poll(client, held_vx["id"])).json()["status"] == "completed"
+    assert sim.release() == 0

@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from adapters.slack.main import run
 from tests.conftest import SCALE
 from tests.fakes.slack import BOT_USER_ID, GENERAL, SOCKET_ACK, FakeSlack, payloads, post_signed
-from tests.procs import LISTEN, bot_env, tmbot_command
+from tests.procs import LISTEN, bot_env, dead_port, tmbot_command
 from tests.slack_rig import ALICE, ALICE_KEY, SECRET, people
 from tmbot.config import Config
 from tmbot.simulator import Simulator
@@ -176,3 +176,46 @@ async def test_missing_or_invalid_token_is_one_sentence_and_exit_code_2(fake: Fa
     assert code == 2
     assert "SLACK_BOT_TOKEN is not valid" in err and "invalid_auth" in err
     assert "xoxb-not-the-right-one" not in err
+
+
+async def test_an_unreachable_web_api_is_one_sentence_and_exit_code_2(fake: FakeSlack) -> None:
+    port = dead_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    token = "xoxb-never-reaches-slack-0001"
+    for mode in ({"SLACK_SIGNING_SECRET": SECRET}, {"SLACK_APP_TOKEN": fake.app_token}):
+        env = {
+            **base,
+            **mode,
+            "SLACK_BOT_TOKEN": token,
+            "SLACK_API_URL": f"http://127.0.0.1:{port}/api/",
+        }
+        code, err = await _refusal(env)
+        assert code == 2, err
+        assert err.startswith(
+            f"tmbot: Slack's Web API cannot be reached at 127.0.0.1:{port} (ClientConnectorError)"
+        ), err
+        assert len(err.strip().splitlines()) == 1, err
+        assert token not in err and fake.app_token not in err
+
+
+async def test_a_refused_app_token_is_one_sentence_not_endless_retries(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    """slack_sdk's Socket Mode connect() retries a refused app token forever; tmbot asks
+    apps.connections.open itself first and says so."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TMBOT_"))}
+    env = {
+        **base,
+        "TMBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "TMBOT_SECRET_KEY": Fernet.generate_key().decode(),
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_APP_TOKEN": "xapp-1-not-the-right-one",
+        "SLACK_API_URL": fake.api_url,
+    }
+    code, err = await _refusal(env)
+    assert code == 2, err
+    said = err.strip().splitlines()
+    assert said[-1] == "tmbot: SLACK_APP_TOKEN is not valid (Slack answered invalid_auth).", err
+    assert "Traceback" not in err and "xapp-1-not-the-right-one" not in err
+    assert len(fake.calls_to("apps.connections.open")) == 1  # asked once, not retried
+    assert fake.socket_connections_opened == 0

@@ -5,12 +5,16 @@ transaction, and each generation's home recomputed when a link is made or remove
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg
 import pytest
 
 from storage import open_store
+from storage.sqlite import path_from_url
 from tests.test_storage_sqlite import make_generation
 from tmbot.domain import Actor, Home
 from tmbot.ports import Store
@@ -110,3 +114,100 @@ async def test_a_person_link_needs_the_team_link(store: Store) -> None:
     person = PersonLink(SLACK, "U0DORA", DISCORD, "700", NOW)
     assert not await store.link_people(person, code_hash="hash-p", now=NOW)
     assert (await store.get_link_code("hash-p")).used_at is None  # type: ignore[union-attr]
+
+
+async def watch_writes(url: str) -> Callable[[], Awaitable[list[str]]]:
+    """A trigger on the store's database that notes the id of every generation row
+    written from now on; the returned call gives those ids (sorted) and starts over."""
+    if url.startswith("sqlite:"):
+        path = path_from_url(url)
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.executescript(
+                "CREATE TABLE test_writes (id TEXT NOT NULL);"
+                " CREATE TRIGGER test_writes AFTER UPDATE ON generations"
+                " BEGIN INSERT INTO test_writes VALUES (new.id); END;"
+            )
+
+        async def written_sqlite() -> list[str]:
+            with contextlib.closing(sqlite3.connect(path)) as db, db:
+                ids = sorted(row[0] for row in db.execute("SELECT id FROM test_writes"))
+                db.execute("DELETE FROM test_writes")
+            return ids
+
+        return written_sqlite
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE test_writes (id TEXT NOT NULL);"
+            " CREATE FUNCTION test_writes() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN INSERT INTO test_writes VALUES (NEW.id); RETURN NULL; END $$;"
+            " CREATE TRIGGER test_writes AFTER UPDATE ON generations"
+            " FOR EACH ROW EXECUTE FUNCTION test_writes();"
+        )
+    finally:
+        await conn.close()
+
+    async def written_postgres() -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            found = await conn.fetch("DELETE FROM test_writes RETURNING id")
+        finally:
+            await conn.close()
+        return sorted(row["id"] for row in found)
+
+    return written_postgres
+
+
+async def test_a_link_change_writes_only_the_generations_whose_home_changes(
+    store: Store, store_url: str
+) -> None:
+    dora, dan = Actor("discord", DISCORD, "700"), Actor("discord", DISCORD, "701")
+    boss, bob = Actor("slack", SLACK, "U0DORA"), Actor("slack", SLACK, "U0BOB")
+    elsewhere = Actor("discord", OTHER, "700")
+    for name, who in (("dora1", dora), ("dora2", dora), ("dan", dan), ("boss", boss)):
+        await store.insert_generation(make_generation(name, actor=who))
+    for name, who in (("bob", bob), ("elsewhere", elsewhere)):
+        await store.insert_generation(make_generation(name, actor=who))
+    written = await watch_writes(store_url)
+    await store.put_link_code(code("t"))
+    assert await store.link_teams(team(), code_hash="hash-t", now=NOW)
+    # the joined tenant's rows move to the home team; the home tenant's stay as they were
+    assert await written() == ["dan", "dora1", "dora2"]
+    await store.put_link_code(code("p", LinkKind.PERSON, user="U0DORA"))
+    person = PersonLink(SLACK, "U0DORA", DISCORD, "700", NOW)
+    assert await store.link_people(person, code_hash="hash-p", now=NOW)
+    # one person's link: her rows alone (not her home account's, nor anyone else's)
+    assert await written() == ["dora1", "dora2"]
+    assert (await store.get_generation("dora1")).actor.home == Home(  # type: ignore[union-attr]
+        SLACK, SLACK, "U0DORA"
+    )
+    assert await store.unlink_people(SLACK, "U0DORA") == [person]
+    assert await written() == ["dora1", "dora2"]
+    assert await store.unlink_teams(DISCORD) == team()
+    assert await written() == ["dan", "dora1", "dora2"]
+    for name, who in (("dora1", dora), ("dan", dan), ("boss", boss), ("elsewhere", elsewhere)):
+        got = await store.get_generation(name)
+        assert got is not None and got.actor.home == Home(who.tenant, who.tenant, who.user_id)
+
+
+async def test_a_generation_resolved_before_a_link_change_is_stored_by_the_links_after_it(
+    store: Store,
+) -> None:
+    dora = Actor("discord", DISCORD, "700")
+    await store.put_link_code(code("t"))
+    assert await store.link_teams(team(), code_hash="hash-t", now=NOW)
+    await store.put_link_code(code("p", LinkKind.PERSON, user="U0DORA"))
+    person = PersonLink(SLACK, "U0DORA", DISCORD, "700", NOW)
+    assert await store.link_people(person, code_hash="hash-p", now=NOW)
+    # resolved before either link: stored with the home the links give now
+    await store.insert_generation(make_generation("late", actor=dora))
+    got = await store.get_generation("late")
+    assert got is not None and got.actor.home == Home(SLACK, SLACK, "U0DORA")
+    assert [g.id for g in await store.recent_generations(SLACK, "U0DORA")] == ["late"]
+    # resolved while the person link still held, stored after it was removed
+    assert await store.unlink_people(DISCORD, "700") == [person]
+    stale = dataclasses.replace(dora, linked=Home(SLACK, SLACK, "U0DORA"))
+    await store.insert_generation(make_generation("later", actor=stale))
+    got = await store.get_generation("later")
+    assert got is not None and got.actor.home == Home(SLACK, DISCORD, "700")
+    assert [g.id for g in await store.recent_generations(SLACK, "U0DORA")] == []

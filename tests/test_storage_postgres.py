@@ -20,7 +20,7 @@ from tests.pg import Cluster
 from tests.procs import dead_port
 from tests.test_store_contract import binding, make_generation
 from tmbot.config import Config
-from tmbot.domain import ProviderName
+from tmbot.domain import Actor, Home, ProviderName
 from tmbot.errors import ConfigError, DatabaseInUse
 from tmbot.records import Budget, BudgetPeriod, GenStatus, KeyRef, KeyScope, NewEvent
 
@@ -191,11 +191,57 @@ async def test_an_engine_whose_lock_connection_dies_is_not_ready(pg_url: str) ->
         finally:
             await conn.close()
         assert ended == 1
+        await asyncio.wait_for(first.lock_lost(), 30)  # what the runtime stops on
         assert await first.ping() is False  # readiness says so
         second = await open_store(pg_url, exclusive=True)  # the lock went with it
         await second.close()
     finally:
         await first.close()
+
+
+# --- links and inserts ----------------------------------------------------------------------
+
+
+async def test_an_insert_during_a_link_change_waits_and_is_stored_by_its_links(
+    pg_url: str,
+) -> None:
+    """A generation resolved before a link change and inserted while it commits: the insert
+    waits for the links lock, then stores the home the new links give (without it, the link
+    change would not see the uncommitted row, nor the insert the uncommitted links)."""
+    store = await open_store(pg_url)
+    changing = await asyncpg.connect(pg_url)
+    try:
+        link = changing.transaction()
+        await link.start()
+        await changing.execute("SELECT pg_advisory_xact_lock($1, $2)", pg.LOCK_CLASS, pg.LINKS_LOCK)
+        await changing.execute(
+            "INSERT INTO team_links (joined, home, linked_by, linked_at)"
+            " VALUES ('discord:G1', 'slack:T1', '900', 1)"
+        )
+        await changing.execute(
+            "INSERT INTO person_links (tenant, user_id, home_tenant, home_user_id, linked_at)"
+            " VALUES ('discord:G1', '700', 'slack:T1', 'U0DORA', 1)"
+        )
+        dora = Actor("discord", "discord:G1", "700")
+        inserting = asyncio.ensure_future(store.insert_generation(make_generation("g", actor=dora)))
+
+        async def insert_waits_for_the_links() -> None:
+            while not await changing.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid = $1 AND objid = $2 AND NOT granted)",
+                pg.LOCK_CLASS,
+                pg.LINKS_LOCK,
+            ):
+                assert not inserting.done()
+
+        await asyncio.wait_for(insert_waits_for_the_links(), 30)
+        await link.commit()
+        await asyncio.wait_for(inserting, 30)
+        got = await store.get_generation("g")
+        assert got is not None and got.actor.home == Home("slack:T1", "slack:T1", "U0DORA")
+    finally:
+        await changing.close()
+        await store.close()
 
 
 # --- read only ---------------------------------------------------------------------------
@@ -284,6 +330,14 @@ def test_config_accepts_both_kinds_of_url_and_refuses_others_without_echo() -> N
         message = refused.value.user_message
         assert message.startswith("TMBOT_DATABASE_URL must be sqlite:///path.db")
         assert message.endswith(says) and "hunter2secret" not in message
+
+
+def test_config_repr_leaves_the_database_url_out() -> None:
+    config = Config.from_env({"TMBOT_DATABASE_URL": "postgresql://bot:hunter2secret@db/x"})
+    assert config.database_url == "postgresql://bot:hunter2secret@db/x"
+    for text in (repr(config), str(config), f"{config!r}"):
+        assert "hunter2secret" not in text and "database_url" not in text
+    assert "time_scale=1.0" in repr(config)  # the rest is still shown
 
 
 async def test_two_stores_on_one_database_race_safely(pg_url: str) -> None:

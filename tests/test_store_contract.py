@@ -29,9 +29,13 @@ from tmbot.records import (
     KeyLoad,
     KeyRef,
     KeyScope,
+    LinkCode,
+    LinkKind,
     MessageLink,
     NewEvent,
+    PersonLink,
     Spend,
+    TeamLink,
     UserSettings,
 )
 
@@ -90,6 +94,20 @@ def make_generation(gen_id: str = "g1", **overrides: Any) -> Generation:
         updated_at=1000.0,
     )
     return dataclasses.replace(base, **overrides)
+
+
+async def link_accounts(store: Store, joined: Actor, home: Home) -> None:
+    """Make ``joined``'s tenant one team with ``home.team`` and its account ``home``'s, as
+    two admins and the person would (codes made at the home, used at once)."""
+    at = 1000.0
+    for kind, user in ((LinkKind.TEAM, "admin"), (LinkKind.PERSON, home.user_id)):
+        await store.put_link_code(
+            LinkCode(f"hash-{kind.value}", kind, home.tenant, user, at, at + 600)
+        )
+    team = TeamLink(home=home.team, joined=joined.tenant, linked_by="admin", linked_at=at)
+    assert await store.link_teams(team, code_hash="hash-team", now=at)
+    person = PersonLink(home.tenant, home.user_id, joined.tenant, joined.user_id, at)
+    assert await store.link_people(person, code_hash="hash-person", now=at)
 
 
 def full_generation(gen_id: str = "full") -> Generation:
@@ -352,6 +370,8 @@ async def test_generation_round_trip_every_field(store: Store) -> None:
     full = full_generation()
     await store.insert_generation(make_generation("origin"))
     full = dataclasses.replace(full, regenerated_from="origin")
+    assert full.actor.linked is not None  # the home is the links' (the store recomputes it)
+    await link_accounts(store, full.actor, full.actor.linked)
     await store.insert_generation(full)
     assert await store.get_generation("full") == full
 

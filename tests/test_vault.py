@@ -17,7 +17,7 @@ from tmbot.domain import ApiKey, ProviderName
 from tmbot.errors import ConfigError
 from tmbot.records import KeyBinding, KeyRef, KeyScope
 from tmbot.redact import RedactingFilter, install_redaction, redact
-from tmbot.vault import Vault, _create_key_file, fingerprint, key_file_for
+from tmbot.vault import REMEMBERED_KEYS, Vault, _create_key_file, fingerprint, key_file_for
 
 RAW_KEY = "tm_test_SECRETabcdef1234"
 
@@ -59,6 +59,20 @@ def test_decrypting_with_another_secret_is_a_config_error(fernet_key: bytes) -> 
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     with pytest.raises(ConfigError):
         Vault(fernet_key).decrypt(b"not a token")
+
+
+def test_decrypted_keys_are_remembered_within_a_bound(fernet_key: bytes) -> None:
+    vault = Vault(fernet_key)
+    texts = [vault.encrypt(ApiKey(f"{RAW_KEY}-{i}")) for i in range(REMEMBERED_KEYS + 1)]
+    first = vault.decrypt(texts[0])
+    assert vault.decrypt(texts[0]) is first  # remembered, not decrypted again
+    assert [vault.decrypt(t).secret for t in texts[1:4]] == [f"{RAW_KEY}-{i}" for i in (1, 2, 3)]
+    for text in texts[4:]:
+        vault.decrypt(text)
+    again = vault.decrypt(texts[0])  # the oldest went out
+    assert again == first and again is not first
+    with pytest.raises(ConfigError):  # another secret's vault remembers nothing of this one
+        Vault(Fernet.generate_key()).decrypt(texts[0])
 
 
 def test_fingerprint_and_key_file_location() -> None:
@@ -298,3 +312,34 @@ def test_redact_leaves_ordinary_text_alone() -> None:
     assert redact(text) == text
     assert redact("TMBOT_SECRET_KEY=abcdefgh") == "TMBOT_SECRET_KEY=[redacted]"
     assert redact(f"api_key={TM_KEY}&x=1") == f"api_key=…{TM_KEY[-4:]}&x=1"
+
+
+def test_a_secret_registered_with_a_ttl_is_dropped_once_it_has_passed() -> None:
+    now = [1000.0]
+    redacting = RedactingFilter(clock=lambda: now[0])
+    code, key = "ABCD-EFGH-JKLM", VTRIX_KEY
+    redacting.register(key)  # for good
+    redacting.register(code, ttl=600.0)
+    assert redacting.redact(f"{code} {key}") == f"…JKLM …{key[-4:]}"
+    now[0] += 599.0
+    assert redacting.redact(code) == "…JKLM" and redacting.registered == 2
+    now[0] += 1.0
+    assert redacting.redact(f"{code} {key}") == f"{code} …{key[-4:]}"  # the key stays
+    assert redacting.registered == 1
+
+    # a code made every few seconds for a day: only the live ones are ever kept
+    for n in range(2000):
+        now[0] += 45.0
+        redacting.register(f"code-{n:08d}", ttl=600.0)
+    assert redacting.registered == 1 + 600 // 45 + 1  # the key and the codes still usable
+    assert redacting.redact("code-00000000 code-00001999") == "code-00000000 …1999"
+
+
+def test_registering_again_keeps_the_longer_life() -> None:
+    now = [0.0]
+    redacting = RedactingFilter(clock=lambda: now[0])
+    redacting.register(VTRIX_KEY, ttl=10.0)
+    redacting.register(VTRIX_KEY)  # the same text as a lasting secret: never dropped
+    redacting.register(VTRIX_KEY, ttl=1.0)
+    now[0] = 1e9
+    assert VTRIX_KEY not in redacting.redact(VTRIX_KEY)

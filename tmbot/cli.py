@@ -13,18 +13,19 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
 from adapters.console import PLATFORM, Console, ConsoleNotifier, stdin_lines
 from storage import Database, database, open_store
 from storage import postgres as pg
-from storage.sqlite import SqliteStore, latest_schema, stored_schema
+from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, latest_schema, stored_schema
 from storage.transfer import key_file_hint, migrate_database
 from tmbot import doctor
 from tmbot.config import Config
 from tmbot.domain import ApiKey, ProviderName
-from tmbot.errors import ConfigError, TmbotError
+from tmbot.errors import ConfigError, EngineLockLost, TmbotError
 from tmbot.logs import configure_logging
 from tmbot.providers.tastemachine import DEFAULT_BASE_URL as TASTEMACHINE_URL
 from tmbot.providers.vtrix import DEFAULT_BASE_URL as VTRIX_URL
@@ -140,9 +141,8 @@ async def _run(config: Config, args: argparse.Namespace, redactor: RedactingFilt
         adapters.append(await slack_main.adapter(env, http=args.http, redactor=redactor))
     if discord_main.configured(env):
         adapters.append(discord_main.DiscordAdapter(env, redactor=redactor))
-    http_slack = any(
-        isinstance(a, slack_main.SlackAdapter) and not a.settings.socket_mode for a in adapters
-    )
+    # --http: everything served is on --port (Slack's endpoint when Slack runs, the health
+    # routes always), so a PaaS web process with only DISCORD_TOKEN still binds $PORT
     stopper = Stopper()
     stopper.install()
     return await runner.serve(
@@ -151,7 +151,8 @@ async def _run(config: Config, args: argparse.Namespace, redactor: RedactingFilt
         redactor=redactor,
         name="run",
         host=args.host,
-        port=args.port if http_slack else args.health_port,
+        port=args.port if args.http else args.health_port,
+        port_flag="--port" if args.http else "--health-port",
         stopper=stopper,
     )
 
@@ -261,9 +262,35 @@ async def _postgres_finding(target: Database) -> tuple[doctor.Finding, list[KeyB
     return doctor.Finding("database", True, detail), bindings
 
 
-async def _migrate_db(args: argparse.Namespace) -> int:
+def _migration_target(config: Config, flag: str | None) -> Database:
+    """``--to``, else ``TMBOT_DATABASE_URL`` (the recommended form: a password in an argument
+    is in the process list and the shell's history)."""
+    if flag is not None:
+        parts = urlsplit(flag)
+        if parts.password or "password=" in parts.query:
+            print(
+                "tmbot: note: a password in --to shows in the process list; set "
+                "TMBOT_DATABASE_URL instead and leave --to out.",
+                file=sys.stderr,
+            )
+        return database(flag)
+    if config.database_url is None:
+        raise ConfigError(
+            "migrate-db needs the PostgreSQL database to fill: set "
+            "TMBOT_DATABASE_URL=postgresql://user:password@host:5432/database (or pass --to)."
+        )
+    target = database(config.database_url)
+    if target.path is not None:
+        raise ConfigError(
+            "TMBOT_DATABASE_URL names a SQLite database; migrate-db fills a PostgreSQL one: "
+            "set TMBOT_DATABASE_URL=postgresql://… (or pass --to)."
+        )
+    return target
+
+
+async def _migrate_db(config: Config, args: argparse.Namespace) -> int:
     """Copy a SQLite database into an empty PostgreSQL one; counts per table."""
-    source, target = database(args.source), database(args.target)
+    source, target = database(args.source), _migration_target(config, args.target)
     copied = await migrate_database(source, target)
     width = max(len(c.table) for c in copied)
     for c in copied:
@@ -287,6 +314,7 @@ async def _sim(args: argparse.Namespace) -> int:
         image_ttl_seconds=args.image_ttl,
         hang_seconds=args.hang_seconds,
         seed=args.seed,
+        hold_tasks=args.hold_tasks,
     )
     try:
         await run_server(args.host, args.port, config)
@@ -325,8 +353,21 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser(
         "migrate-db", help="copy a SQLite database into an empty PostgreSQL database"
     )
-    migrate.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH")
-    migrate.add_argument("--to", dest="target", required=True, metavar="postgresql://…")
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        default=DEFAULT_DATABASE_URL,
+        metavar="sqlite:///PATH",
+        help=f"the SQLite database to copy (default: {DEFAULT_DATABASE_URL})",
+    )
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        default=None,
+        metavar="postgresql://…",
+        help="the empty PostgreSQL database (default, and recommended: TMBOT_DATABASE_URL, "
+        "which keeps its password out of the process list)",
+    )
     sub.add_parser("status", help="what the database holds: work per key, waiting events")
     discord_cmd = sub.add_parser("discord", help="run the Discord bot (DISCORD_TOKEN)")
     discord_cmd.add_argument("action", nargs="?", choices=("run", "invite-url"), default="run")
@@ -347,13 +388,14 @@ def _parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=os.environ.get("PORT") or 3000,
-        help="Slack HTTP mode's port ($PORT), with /healthz and /readyz",
+        help="with --http: Slack HTTP mode's port ($PORT), with /healthz and /readyz (these "
+        "alone when only Discord runs)",
     )
     run.add_argument(
         "--health-port",
         type=int,
         default=None,
-        help="/healthz and /readyz when Slack is in Socket Mode or only Discord runs",
+        help="/healthz and /readyz without --http (Socket Mode, or Discord alone)",
     )
 
     sim = sub.add_parser("sim", help="serve both image APIs locally (tests, demos)")
@@ -369,6 +411,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--malformed-rate", type=float, default=0.0, help="garbled answers")
     sim.add_argument("--image-ttl", type=float, default=3600.0, help="image URL lifetime (s)")
     sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument(
+        "--hold-tasks",
+        action="store_true",
+        help="tasks stay running until POST /_sim/release (tests)",
+    )
 
     slack = sub.add_parser("slack", help="run the Slack app (Socket Mode if SLACK_APP_TOKEN)")
     slack.add_argument("--http", action="store_true", help="HTTP mode even with SLACK_APP_TOKEN")
@@ -395,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return asyncio.run(_status(config))
         if args.command == "migrate-db":
-            return asyncio.run(_migrate_db(args))
+            return asyncio.run(_migrate_db(config, args))
         if args.command == "sim":
             return asyncio.run(_sim(args))
         if args.command == "discord":
@@ -419,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(_run(config, args, redactor))
         return asyncio.run(_console(config, args, redactor))
+    except EngineLockLost:
+        return 1  # the runtime logged the one line saying why
     except TmbotError as err:
         print(f"tmbot: {err.user_message}", file=sys.stderr)
         return 2

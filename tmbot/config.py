@@ -6,14 +6,15 @@ import logging
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tmbot.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Config:
-    database_url: str | None = None  # TMBOT_DATABASE_URL; None: storage's embedded default
+    # TMBOT_DATABASE_URL; None: storage's embedded default. Not in repr: it may hold a password
+    database_url: str | None = field(default=None, repr=False)
     tastemachine_url: str | None = None  # TASTEMACHINE_API_URL
     vtrix_url: str | None = None  # VTRIX_API_URL
     time_scale: float = 1.0  # TMBOT_TIME_SCALE: must equal the simulator's when testing

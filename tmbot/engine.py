@@ -61,6 +61,7 @@ from tmbot.links import Links
 from tmbot.ports import Coordinator, Store
 from tmbot.providers.base import ImageProvider
 from tmbot.records import Generation, GenStatus, KeyRef, KeyScope
+from tmbot.redact import SecretSink
 from tmbot.replies import (
     DeleteAccepted,
     GenerationAccepted,
@@ -128,7 +129,7 @@ class Engine:
         providers: Mapping[ProviderName, ImageProvider],
         clock: Clock,
         scheduler: Scheduler | None = None,
-        on_secret: Callable[[str], None] | None = None,
+        on_secret: SecretSink | None = None,
         now: Callable[[], float] = time.time,
         stored: Stored | None = None,
         coordinator: Coordinator | None = None,
@@ -815,8 +816,7 @@ class _Progress:
 
 
 async def image_size(image: bytes) -> tuple[int, int]:
-    def measure() -> tuple[int, int]:
-        with Image.open(io.BytesIO(image)) as img:
-            return img.size
-
-    return await asyncio.to_thread(measure)
+    """The image's width and height. Opening reads only the file's header (nothing is
+    decoded), which costs less than the trip to a worker thread would."""
+    with Image.open(io.BytesIO(image)) as img:
+        return img.size

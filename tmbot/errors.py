@@ -43,6 +43,12 @@ class LinkRefused(TmbotError):
     from the same platform, tenants that are not one team); nothing was changed."""
 
 
+class EngineLockLost(TmbotError):
+    """The store lost the database's engine lock while the bot ran (another engine may start
+    on the same database): the runtime stopped its work, and the process exits with code 1
+    so that a supervisor restarts it."""
+
+
 class NotFound(TmbotError):
     """A thing the user referred to does not exist (a generation, a key binding)."""
 

@@ -39,6 +39,7 @@ from tmbot.records import (
     TeamLink,
     UserSettings,
 )
+from tmbot.redact import SecretSink
 from tmbot.replies import (
     AccountsLinked,
     AccountsUnlinked,
@@ -96,11 +97,11 @@ class Links:
         *,
         store: Store,
         now: Callable[[], float],
-        on_secret: Callable[[str], None] | None = None,
+        on_secret: SecretSink | None = None,
     ) -> None:
         self.store = store
         self._now = now
-        #: the log redactor: a code is a secret until it is used or expires
+        #: the log redactor: a code is a secret for as long as it may be used
         self._on_secret = on_secret
 
     async def resolve(self, actor: Actor) -> Actor:
@@ -118,8 +119,8 @@ class Links:
     async def _issue(self, actor: Actor, kind: LinkKind) -> LinkCodeIssued:
         code, now = new_code(), self._now()
         if self._on_secret is not None:
-            self._on_secret(shown(code))
-            self._on_secret(code)
+            self._on_secret(shown(code), ttl=CODE_TTL)
+            self._on_secret(code, ttl=CODE_TTL)
         await self.store.put_link_code(
             LinkCode(
                 code_hash=code_hash(code),

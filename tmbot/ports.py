@@ -61,6 +61,11 @@ class Store(Protocol):
     async def ping(self) -> bool:
         """True when the store answers (readiness)."""
 
+    async def lock_lost(self) -> None:
+        """Return once the engine lock the store was opened with (``exclusive``) has been
+        lost, so another engine may be running on the same database; never while it holds
+        it, nor when it holds none. The runtime stops the process when this returns."""
+
     # --- keys ------------------------------------------------------------------------
     async def put_key(self, binding: KeyBinding) -> None:
         """Insert or replace the binding for ``binding.ref``."""
@@ -127,7 +132,8 @@ class Store(Protocol):
         self, generation: Generation, events: Sequence[NewEvent] = ()
     ) -> list[OutboxEntry]:
         """Store a new generation and its first events, in one transaction; returns the
-        stored events."""
+        stored events. Its home is the one the stored links give in that transaction,
+        whatever ``generation.actor`` was resolved to before."""
 
     async def update_generation(self, generation: Generation) -> None:
         """Replace the stored row with the same id (fields only; status moves go through

@@ -13,6 +13,8 @@ same way. What counts as a secret:
   header or field: ``[redacted]``;
 * every secret registered with :meth:`RedactingFilter.register` (the engine registers each
   key it decrypts, so keys without a fixed shape, like Vtrix's, are covered): its fingerprint.
+  A short-lived secret (a link code) is registered with a ``ttl`` and dropped once it has
+  passed, so the registered set, and the one pattern matching them all, stay small.
 
 Usage: ``cli.py`` calls :func:`install_redaction` right after ``logging.basicConfig(...)``; the
 filter is attached to the handlers that exist at that moment (a handler added later, or one on
@@ -22,8 +24,12 @@ a logger that does not propagate, needs ``handler.addFilter(the_filter)`` too).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,13 @@ _FIELD = re.compile(
 )
 #: A field value that is already redacted (``Bearer …abcd``, ``[redacted]``): left alone.
 _ALREADY_REDACTED = re.compile(r"(?:[A-Za-z]+\s+)?(?:…\S{0,4}|\[redacted\])")
+
+
+class SecretSink(Protocol):
+    """Where the core hands secrets to keep out of logs (:meth:`RedactingFilter.register`):
+    for good, or for ``ttl`` seconds."""
+
+    def __call__(self, secret: str, /, ttl: float | None = None) -> None: ...
 
 
 def fingerprint_of(secret: str) -> str:
@@ -86,28 +99,56 @@ def redact(text: str, registered: re.Pattern[str] | None = None) -> str:
 class RedactingFilter(logging.Filter):
     """A handler filter that removes secrets from records (see the module docstring)."""
 
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name)
-        self._secrets: set[str] = set()
+        #: secret -> the clock's time it stops being redacted (inf: never)
+        self._secrets: dict[str, float] = {}
         self._pattern: re.Pattern[str] | None = None
+        self._next_expiry = math.inf
+        self._clock = clock
         self._lock = threading.Lock()
         self._formatter = logging.Formatter()
 
-    def register(self, secret: str) -> None:
-        """Redact this exact text from now on (as its fingerprint). Thread-safe."""
+    def register(self, secret: str, ttl: float | None = None) -> None:
+        """Redact this exact text from now on (as its fingerprint): for good, or for ``ttl``
+        seconds of the clock (a short-lived secret, e.g. a link code). Thread-safe."""
         secret = secret.strip()
         if len(secret) < MIN_SECRET_LENGTH:
             return
+        now = self._clock()
+        until = math.inf if ttl is None else now + ttl
         with self._lock:
-            if secret in self._secrets:
+            if self._secrets.get(secret, -math.inf) >= until:
                 return
-            self._secrets.add(secret)
-            longest_first = sorted(self._secrets, key=len, reverse=True)
-            # One alternation, longest first, so a secret containing another is replaced whole.
-            self._pattern = re.compile("|".join(re.escape(s) for s in longest_first))
+            self._secrets[secret] = until
+            self._compile(now)
+
+    @property
+    def registered(self) -> int:
+        """How many registered secrets are redacted now."""
+        now = self._clock()
+        with self._lock:
+            return sum(1 for until in self._secrets.values() if until > now)
+
+    def _compile(self, now: float) -> None:
+        """Drop the expired secrets and rebuild the pattern (under the lock)."""
+        self._secrets = {s: until for s, until in self._secrets.items() if until > now}
+        longest_first = sorted(self._secrets, key=len, reverse=True)
+        # One alternation, longest first, so a secret containing another is replaced whole.
+        pattern = "|".join(re.escape(s) for s in longest_first)
+        self._pattern = re.compile(pattern) if pattern else None
+        self._next_expiry = min(self._secrets.values(), default=math.inf)
+
+    def _current(self) -> re.Pattern[str] | None:
+        now = self._clock()
+        if now >= self._next_expiry:
+            with self._lock:
+                if now >= self._next_expiry:
+                    self._compile(now)
+        return self._pattern
 
     def redact(self, text: str) -> str:
-        return redact(text, self._pattern)
+        return redact(text, self._current())
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

@@ -13,6 +13,7 @@ once).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -24,6 +25,7 @@ from tmbot.clock import Clock
 from tmbot.config import Config
 from tmbot.domain import ProviderName
 from tmbot.engine import Engine
+from tmbot.errors import EngineLockLost
 from tmbot.health import Check
 from tmbot.outbox import Dispatcher, Dispatchers, DispatchPolicy
 from tmbot.ports import Coordinator, Notifier, Store
@@ -32,6 +34,11 @@ from tmbot.providers.base import ImageProvider
 from tmbot.redact import RedactingFilter
 from tmbot.scheduling import Scheduler, SchedulerSettings
 from tmbot.vault import Vault
+
+log = logging.getLogger(__name__)
+
+#: the one line logged when the store loses the engine lock (and the sentence of the error)
+LOCK_LOST = "lost the database's engine lock; stopping so a supervisor restarts tmbot"
 
 #: seconds between looks at the store while other processes finish the work it holds
 SETTLE_LOOK = 0.5
@@ -93,7 +100,13 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """A running bot: one engine, and a dispatcher per entry of ``notifiers`` (platform name
     -> notifier) draining that platform's outbox. ``providers`` and ``vault`` replace the
-    ones the config would build (the benchmark wraps the real clients)."""
+    ones the config would build (the benchmark wraps the real clients).
+
+    When the store loses the database's engine lock (PostgreSQL: the connection holding it
+    ended), one error line is logged, the engine and the dispatchers stop at once, the task
+    that opened the runtime is cancelled, and leaving the runtime raises
+    :class:`~tmbot.errors.EngineLockLost` (``tmbot`` exits 1, for a supervisor to restart it).
+    """
     target = database(database_url or config.database_url)
     if vault is None and target.dialect is Dialect.POSTGRESQL:
         # PostgreSQL: the secret must come from TMBOT_SECRET_KEY; said before connecting
@@ -149,6 +162,22 @@ async def open_runtime(
             tasks = [
                 asyncio.create_task(d.run(), name=f"dispatch-{d.platform}") for d in dispatchers.all
             ]
+            owner = asyncio.current_task()
+            lost = asyncio.Event()
+
+            async def stop_when_the_lock_is_lost() -> None:
+                # Another engine may start on the database now: no hand-over, submit or poll
+                # more here; the task that opened the runtime is cancelled out of it.
+                await store.lock_lost()
+                log.error(LOCK_LOST)
+                lost.set()
+                for task in tasks:
+                    task.cancel()
+                if owner is not None:
+                    owner.cancel()
+                await engine.aclose()
+
+            watcher = asyncio.create_task(stop_when_the_lock_is_lost(), name="engine-lock")
             try:
                 await coordinator.start(
                     work=engine.wake,
@@ -157,17 +186,29 @@ async def open_runtime(
                     busy=engine.busy_lanes,
                 )
                 async with engine:
-                    yield Runtime(
-                        engine=engine,
-                        store=store,
-                        dispatchers=dispatchers,
-                        database=target,
-                        coordinator=coordinator,
-                    )
+                    try:
+                        yield Runtime(
+                            engine=engine,
+                            store=store,
+                            dispatchers=dispatchers,
+                            database=target,
+                            coordinator=coordinator,
+                        )
+                    except BaseException:
+                        if not lost.is_set():
+                            raise
+                        if owner is not None and owner.cancelling():
+                            owner.uncancel()  # the watcher's cancel becomes the error below
+                        raise EngineLockLost(LOCK_LOST) from None
+                    if lost.is_set():  # the body swallowed the cancel
+                        if owner is not None and owner.cancelling():
+                            owner.uncancel()
+                        raise EngineLockLost(LOCK_LOST)
             finally:
+                watcher.cancel()
                 for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(watcher, *tasks, return_exceptions=True)
                 # lanes and claims are given up once nothing here runs or hands over
                 await coordinator.close()
         finally:

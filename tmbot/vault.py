@@ -47,12 +47,22 @@ def key_file_for(database_path: Path) -> Path:
     return database_path.parent / f"{database_path.stem}.key"
 
 
+#: How many decrypted keys a vault remembers (by ciphertext).
+REMEMBERED_KEYS = 4096
+
+
 class Vault:
-    """Encrypts and decrypts API keys with one Fernet key."""
+    """Encrypts and decrypts API keys with one Fernet key.
+
+    It remembers what it decrypted, by ciphertext (a bounded map, oldest out first): every
+    brief's leak check (:mod:`tmbot.leaks`) reads every key bound in its workspace, and
+    decrypting them all again for each of a thousand briefs kept the event loop busy for
+    seconds. A rebound key has a new ciphertext (Fernet's is never the same twice)."""
 
     def __init__(self, fernet_key: bytes) -> None:
         try:
             self._fernet = Fernet(fernet_key)
+            self._plain: dict[bytes, ApiKey] = {}
         except (ValueError, TypeError):
             raise ConfigError(
                 "The secret key is not a valid Fernet key (32 url-safe base64-encoded bytes); "
@@ -66,11 +76,18 @@ class Vault:
         return self._fernet.encrypt(key.secret.encode("utf-8"))
 
     def decrypt(self, ciphertext: bytes) -> ApiKey:
+        known = self._plain.get(ciphertext)
+        if known is not None:
+            return known
         try:
             plain = self._fernet.decrypt(ciphertext)
         except InvalidToken:
             raise ConfigError(_UNDECRYPTABLE) from None
-        return ApiKey(plain.decode("utf-8"))
+        key = ApiKey(plain.decode("utf-8"))
+        if len(self._plain) >= REMEMBERED_KEYS:
+            del self._plain[next(iter(self._plain))]
+        self._plain[bytes(ciphertext)] = key
+        return key
 
     def can_decrypt(self, ciphertext: bytes) -> bool:
         """False when ``ciphertext`` was made with another secret (``TMBOT_SECRET_KEY``

@@ -13,7 +13,9 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -34,6 +36,23 @@ log = logging.getLogger(__name__)
 
 MANIFEST = Path(__file__).with_name("manifest.yml")
 EVENTS_PATH = "/slack/events"
+DEFAULT_API_URL = "https://slack.com/api/"
+
+#: What slack_sdk's async client raises when Slack's Web API cannot be reached: its own
+#: errors, and aiohttp's (ClientConnectorError…), the OS's and timeouts, which it lets through.
+UNREACHABLE = (SlackClientError, aiohttp.ClientError, OSError, TimeoutError)
+
+
+def unreachable(api_url: str | None, exc: BaseException) -> str:
+    """The one sentence for an unreachable Web API: the host and the error's kind, never the
+    URL's other parts (nor a token)."""
+    parts = urlsplit(api_url or DEFAULT_API_URL)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    where = (parts.hostname or "?") + (f":{port}" if port is not None else "")
+    return f"Slack's Web API cannot be reached at {where} ({type(exc).__name__})"
 
 
 def _required(env: Mapping[str, str], name: str, why: str) -> str:
@@ -92,8 +111,10 @@ async def connect_client(settings: SlackSettings) -> AsyncWebClient:
         raise ConfigError(
             f"SLACK_BOT_TOKEN is not valid (Slack answered {slack_error(exc) or 'an error'})."
         ) from None
-    except SlackClientError as exc:
-        raise ConfigError(f"Slack's Web API cannot be reached ({type(exc).__name__}).") from None
+    except UNREACHABLE as exc:
+        raise ConfigError(
+            f"{unreachable(settings.api_url, exc)}; check the network, or SLACK_API_URL."
+        ) from None
     return client
 
 
@@ -109,7 +130,6 @@ class SlackAdapter:
         self._app: AsyncApp | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._served = False
-        self._closed = asyncio.Event()
 
     def attach(self, engine: Engine, stopping: Callable[[], bool]) -> None:
         self.notifier.key_label = key_label(engine)
@@ -132,18 +152,26 @@ class SlackAdapter:
             self._served = True  # the runner serves the endpoint before starting adapters
             return "HTTP mode"
         handler = AsyncSocketModeHandler(self.app, app_token=self.settings.app_token)
-        self._socket = handler
+        self._socket = handler  # closed by close(), whether it connects or not
+        # slack_sdk's connect() retries every failure forever (a refused app token included),
+        # so the token is tried here first: the URL it gets is the one connect() then uses
         try:
-            await handler.connect_async()  # type: ignore[no-untyped-call]
+            opened = await handler.client.web_client.apps_connections_open(
+                app_token=self.settings.app_token
+            )
         except SlackApiError as exc:
             raise ConfigError(
-                f"SLACK_APP_TOKEN is not valid (Slack answered {slack_error(exc)})."
+                f"SLACK_APP_TOKEN is not valid (Slack answered {slack_error(exc) or 'an error'})."
             ) from None
+        except UNREACHABLE as exc:
+            raise ConfigError(
+                f"{unreachable(self.settings.api_url, exc)}; check the network, or SLACK_API_URL."
+            ) from None
+        handler.client.wss_uri = str(opened["url"])
+        await handler.connect_async()  # type: ignore[no-untyped-call]
         return "Socket Mode"
 
     async def connected(self) -> bool:
-        if self._closed.is_set():
-            return False
         if self._socket is None:
             return self._served
         return bool(await self._socket.client.is_connected())
@@ -152,7 +180,10 @@ class SlackAdapter:
         """Slash commands keep being answered ("restarting") while the grace runs."""
 
     async def failed(self) -> None:
-        await self._closed.wait()
+        """Never returns: slack_sdk's Socket Mode client reconnects by itself, forever (its
+        connect loop retries every failure), so a connection only ends for good when
+        :meth:`close` ends it; a socket down meanwhile shows in ``/readyz`` (``connected``)."""
+        await asyncio.get_running_loop().create_future()
 
     async def close(self) -> None:
         self._served = False
@@ -253,11 +284,11 @@ async def doctor_check(env: Mapping[str, str]) -> Finding:
             "copy the Bot User OAuth Token (xoxb-…) again from the app's OAuth & Permissions "
             "page into SLACK_BOT_TOKEN",
         )
-    except SlackClientError as exc:
+    except UNREACHABLE as exc:
         return Finding(
             "Slack auth",
             False,
-            f"Slack's Web API cannot be reached ({type(exc).__name__})",
+            unreachable(settings_url, exc),
             "check the network, or SLACK_API_URL",
         )
     header = next((v for k, v in answer.headers.items() if k.lower() == "x-oauth-scopes"), "")

@@ -60,6 +60,10 @@ class SimConfig:
     rate_window_seconds: float = TASTEMACHINE.limits.window_seconds
     #: deterministic randomness when set
     seed: int | None = None
+    #: new tasks stay running, whatever their duration, until released
+    #: (:meth:`Simulator.release`, ``POST /_sim/release``): tests that need work to be at the
+    #: provider at a given moment hold it there instead of counting on durations
+    hold_tasks: bool = False
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -96,6 +100,8 @@ _FIELD_TYPES: Mapping[str, tuple[type, ...]] = MappingProxyType(
         f.name: (
             (int, type(None))
             if f.name == "seed"
+            else (bool,)
+            if f.type in ("bool", bool)
             else (int,)
             if f.type in ("int", int)
             else (int, float)
@@ -112,5 +118,5 @@ def check_changes(changes: Mapping[str, object]) -> None:
         if allowed is None:
             known = ", ".join(sorted(_FIELD_TYPES))
             raise ValueError(f"unknown config field {name!r}; known fields: {known}")
-        if isinstance(value, bool) or not isinstance(value, allowed):
+        if isinstance(value, bool) is not (bool in allowed) or not isinstance(value, allowed):
             raise ValueError(f"config field {name!r} has the wrong type")

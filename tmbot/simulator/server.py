@@ -173,6 +173,11 @@ class Simulator:
         """Set a key's balance (Taste Machine). For Vtrix, a balance <= 0 means 403."""
         self._state.set_credits(key, credits)
 
+    def release(self) -> int:
+        """Let every held task (``hold_tasks``) end: now, or when its duration is up if that
+        is later. How many were held."""
+        return self._state.release()
+
     def burst_429(self, key: str | None, count: int) -> None:
         """The next ``count`` API requests (by ``key``, or by anyone when None) answer 429."""
         self._state.add_burst(key, count)
@@ -200,6 +205,7 @@ class Simulator:
         app.router.add_post("/_sim/config", self._sim_config)
         app.router.add_post("/_sim/keys", self._sim_keys)
         app.router.add_post("/_sim/burst", self._sim_burst)
+        app.router.add_post("/_sim/release", self._sim_release)
         app.router.add_get("/", self._index)
         return app
 
@@ -373,6 +379,9 @@ class Simulator:
             )
         self.set_credits(key, credits)
         return web.json_response({"key_id": key_id(key), "credits": credits})
+
+    async def _sim_release(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"released": self.release()})
 
     async def _sim_burst(self, request: web.Request) -> web.StreamResponse:
         body = await self._json_object(request)

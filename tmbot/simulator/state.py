@@ -57,6 +57,7 @@ class Task:
     with_text: bool = True  # Vtrix: text part in the output
     settled: bool = False
     image_urls: tuple[str, ...] = ()  # the reference images the create asked for
+    held: bool = False  # running until released (SimConfig.hold_tasks)
 
     @property
     def end_mono(self) -> float:
@@ -67,6 +68,8 @@ class Task:
         return self.created_wall + self.duration
 
     def phase(self, now: float) -> Phase:
+        if self.held:
+            return Phase.RUNNING
         elapsed = now - self.created_mono
         if elapsed >= self.duration:
             return Phase.FAILED if self.fails else Phase.COMPLETE
@@ -264,7 +267,7 @@ class SimState:
         estimate = cfg.estimate_for(model, resolution)
         spread = cfg.duration_spread
         duration = estimate * self.rng.uniform(1 - spread, 1 + spread)
-        if duration <= instant_below:
+        if duration <= instant_below and not cfg.hold_tasks:
             duration = 0.0
         task = Task(
             task_id=self.new_id(provider),
@@ -287,6 +290,7 @@ class SimState:
             prompt_used=self._rewrite(brief, taste),
             with_text=with_text,
             image_urls=image_urls,
+            held=cfg.hold_tasks,
         )
         self.tasks[task.task_id] = task
         self.by_token[task.token] = task
@@ -297,6 +301,16 @@ class SimState:
         if duration == 0.0:
             self.settle(kid, account, now)
         return task
+
+    def release(self) -> int:
+        """End the hold on every held task: each ends now, or when its duration is up if
+        that is later. How many were held."""
+        now = self.now()
+        held = [task for task in self.tasks.values() if task.held]
+        for task in held:
+            task.held = False
+            task.duration = max(task.duration, now - task.created_mono)
+        return len(held)
 
     def _rewrite(self, brief: str, taste: str | None) -> str:
         """A plausible 'taste engine' rewrite of the brief."""

@@ -102,10 +102,17 @@ class Gateway:
             if session.ws is not None and not session.ws.closed:
                 await session.ws.send_str(json.dumps(frame))
 
+    @property
+    def gateway_sockets(self) -> int:
+        """Gateway websockets open now (identified or not); a change wakes ``_changed``."""
+        return len(self._sockets)
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self._sockets.add(ws)
+        async with self._changed:
+            self._changed.notify_all()
         session: GatewaySession | None = None
         try:
             hello = {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["fake"]}
@@ -119,6 +126,9 @@ class Gateway:
                     await self._send_raw(ws, session, {"op": 11, "d": None, "s": None, "t": None})
                 elif op == 2:
                     await self.identify_gate.wait()
+                    gone = request.transport is None or request.transport.is_closing()
+                    if ws.closed or gone:  # the client went away while IDENTIFY was held
+                        break
                     session = await self._identify(ws, d)
                 elif op == 6:
                     session = await self._resume(ws, d)
@@ -128,8 +138,8 @@ class Gateway:
             self._sockets.discard(ws)
             if session is not None and session.ws is ws:
                 session.ws = None
-                async with self._changed:
-                    self._changed.notify_all()
+            async with self._changed:
+                self._changed.notify_all()
         return ws
 
     async def _send_raw(

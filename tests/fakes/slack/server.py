@@ -86,6 +86,10 @@ class FakeSlack:
         self._open_tickets: set[str] = set()
         self._sockets: list[_Socket] = []
         self.socket_connections_opened = 0  # every Socket Mode connection accepted, ever
+        # cleared: apps.connections.open waits (counted in `connections_held`) until set again
+        self.connections_gate = asyncio.Event()
+        self.connections_gate.set()
+        self.connections_held = 0
         # the bot token's scopes, sent as `x-oauth-scopes` on its answers (as Slack does)
         self.scopes: list[str] = list(BOT_SCOPES)
         self._response_ids = itertools.count(1)
@@ -287,6 +291,10 @@ class FakeSlack:
         method = request.match_info["method"]
         params, raw, file_bytes = await read_params(request)
         token = bearer(request) or (params.pop("token", None) or None)
+        if method == "apps.connections.open" and not self.connections_gate.is_set():
+            self.connections_held += 1
+            await self._notify()
+            await self.connections_gate.wait()
         status, body, headers = self._answer(method, params, token)
         if token == self.bot_token:
             headers["x-oauth-scopes"] = ",".join(self.scopes)
