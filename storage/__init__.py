@@ -7,7 +7,7 @@ migrations in ``storage/migrations/postgres/``). :func:`open_store` picks one fr
 this package.
 """
 
-from storage.database import Database, Dialect, database, open_store
+from storage.database import Database, Dialect, database, open_coordinator, open_store
 from storage.postgres import PostgresStore
 from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, path_from_url
 
@@ -18,6 +18,7 @@ __all__ = [
     "PostgresStore",
     "SqliteStore",
     "database",
+    "open_coordinator",
     "open_store",
     "path_from_url",
 ]

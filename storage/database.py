@@ -19,8 +19,9 @@ from pathlib import Path
 from storage import postgres
 from storage.postgres import PostgresStore
 from storage.sqlite import DEFAULT_DATABASE_URL, MEMORY, SqliteStore, path_from_url
+from tmbot.coordination import SoleCoordinator
 from tmbot.errors import ConfigError
-from tmbot.ports import Store
+from tmbot.ports import Coordinator, Store
 from tmbot.vault import key_file_for
 
 
@@ -77,12 +78,23 @@ async def open_store(
     now: Callable[[], float] = time.time,
 ) -> Store:
     """Open (and migrate) the store ``url`` names. ``exclusive`` is for the engine: one
-    engine per database (a lock file beside SQLite's, a session advisory lock on
-    PostgreSQL); ``read_only`` is for looking beside a running bot."""
+    engine per SQLite file (a lock file beside it); on PostgreSQL any number of engines
+    share the database (a shared session advisory lock, which ``tmbot migrate-db`` takes
+    alone), each key's lane owned by one of them (:func:`open_coordinator`); ``read_only``
+    is for looking beside a running bot."""
     target = url if isinstance(url, Database) else database(url)
     if target.dialect is Dialect.POSTGRESQL:
+        # engines share a PostgreSQL database (each key's lane owned by one: storage.lanes)
         return await PostgresStore.open(
-            target.url, exclusive=exclusive, read_only=read_only, now=now
+            target.url, exclusive=exclusive, shared=exclusive, read_only=read_only, now=now
         )
     assert target.path is not None  # noqa: S101 (a SQLite database always has one)
     return await SqliteStore.open(target.path, exclusive=exclusive, read_only=read_only, now=now)
+
+
+def open_coordinator(store: Store) -> Coordinator:
+    """Who runs which key's lane: on PostgreSQL shared with the other processes on the
+    database (:mod:`storage.lanes`, started by the runtime); else this process alone."""
+    if isinstance(store, PostgresStore):
+        return store.coordinator()
+    return SoleCoordinator()

@@ -7,11 +7,11 @@ work sharing across processes will use to wake a lane's owner.
 Connections: a pool for the Store calls, and one **control connection** of the store's own,
 outside the pool (a pool resets its connections on release, which drops session advisory
 locks and listeners). The control connection applies the migrations and, for the engine
-(``exclusive=True``), holds a session advisory lock for as long as the store is open: until
-lanes are owned per key, one engine per database holds on PostgreSQL as it does on SQLite.
-The server drops the lock when the session ends: at once when the process dies, within about
-half a minute (TCP keepalive) when its host does. It is where ``LISTEN`` and lane leases will
-live.
+(``exclusive=True``), holds the engine lock for as long as the store is open: engines take it
+*shared* (``shared=True``: several processes share the database, each key's lane owned by
+one of them, see :mod:`storage.lanes`, whose ``LISTEN`` runs on this connection too), ``tmbot
+migrate-db`` takes it alone. The server drops the lock when the session ends: at once when
+the process dies, within about half a minute (TCP keepalive) when its host does.
 
 Every Store call is one transaction with the same semantics as :mod:`storage.sqlite` (the
 contract suite, ``tests/test_store_contract.py``, runs against both): writes take the
@@ -46,6 +46,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from storage import rows
+from storage.lanes import PostgresCoordinator
 from tmbot.domain import Home, ProviderName
 from tmbot.errors import ConfigError, DatabaseInUse, NotFound
 from tmbot.records import (
@@ -80,7 +81,7 @@ SCHEMES = ("postgresql", "postgres")
 #: The first key of every advisory lock tmbot takes (``pg_try_advisory_lock(int, int)``);
 #: the second says which lock. Lane and shard leases will add their own second keys.
 LOCK_CLASS = 0x746D6274  # "tmbt"
-ENGINE_LOCK = 1  # one engine per database (until lanes are owned per key)
+ENGINE_LOCK = 1  # engines share it; migrate-db takes it alone
 MIGRATION_LOCK = 2  # held (per transaction) while a migration is applied
 LINKS_LOCK = 3  # held (per transaction) while team or person links change
 
@@ -302,15 +303,21 @@ def latest_schema() -> int:
 # --- the engine lock ---------------------------------------------------------------------
 
 
-async def _take_engine_lock(conn: asyncpg.Connection[Any], target: PostgresUrl) -> None:
-    """A session advisory lock held on the control connection until it closes; a second
-    engine on the same database is refused with one sentence naming the holder."""
+async def _take_engine_lock(
+    conn: asyncpg.Connection[Any], target: PostgresUrl, *, shared: bool = False
+) -> None:
+    """A session advisory lock held on the control connection until it closes. Engines
+    take it shared (several processes share a PostgreSQL database, each key's lane owned by
+    one of them: :mod:`storage.lanes`); ``tmbot migrate-db`` takes it exclusive, so it is
+    refused while any engine runs, and an engine is refused while it copies. Refusals are
+    one sentence naming the holder."""
+    take = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
     try:
         async with conn.transaction():  # lock_timeout for this wait only
             await conn.execute(
                 "SELECT set_config('lock_timeout', $1, true)", f"{ENGINE_LOCK_WAIT * 1000:.0f}"
             )
-            await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_CLASS, ENGINE_LOCK)
+            await conn.execute(f"SELECT {take}($1, $2)", LOCK_CLASS, ENGINE_LOCK)
         return  # a session lock: it outlives the transaction, until the connection ends
     except asyncpg.LockNotAvailableError:
         pass
@@ -327,10 +334,14 @@ async def _take_engine_lock(conn: asyncpg.Connection[Any], target: PostgresUrl) 
     )
     match = re.fullmatch(r"tmbot:(\d+)@(.*)", holder or "")
     who = f"process {match[1]} on {match[2]}" if match else "another process"
+    if shared:
+        raise DatabaseInUse(
+            f"Another tmbot ({who}) holds {target.shown} for itself (tmbot migrate-db copies "
+            "into it); wait until it has finished."
+        )
     raise DatabaseInUse(
-        f"Another tmbot ({who}) is already running on {target.shown}; stop it first (until "
-        "each key's lane is owned across processes, tmbot runs one process per database, on "
-        "PostgreSQL too)."
+        f"Another tmbot ({who}) is already running on {target.shown}; stop it first (every "
+        "bot process on the database must be stopped for this)."
     )
 
 
@@ -496,6 +507,7 @@ class PostgresStore:
         self._exclusive = exclusive
         self._control_lock = asyncio.Lock()
         self._closed = False
+        self._settings: dict[str, str] = {}
         self._lost = asyncio.Event()
 
     @classmethod
@@ -505,17 +517,18 @@ class PostgresStore:
         *,
         now: Callable[[], float] = time.time,
         exclusive: bool = False,
+        shared: bool = False,
         read_only: bool = False,
         pool_size: int = POOL_SIZE,
     ) -> PostgresStore:
         """Connect to the database a ``postgresql://`` URL names and migrate it.
 
-        ``exclusive`` is for the engine: it holds the database's engine lock until
-        :meth:`close`, so a second engine on the same database is refused
-        (:class:`DatabaseInUse`). ``read_only`` is for looking beside a running bot (``tmbot
-        status``): nothing locked or migrated, every transaction read-only, and a schema
-        this tmbot does not read is refused. Failures are one :class:`ConfigError` sentence
-        that names host and port, never the URL."""
+        ``exclusive`` holds the database's engine lock until :meth:`close`: alone (``tmbot
+        migrate-db``: refused, :class:`DatabaseInUse`, while anything else holds it) or
+        ``shared`` (engines: any number of them). ``read_only`` is for looking beside a
+        running bot (``tmbot status``): nothing locked or migrated, every transaction
+        read-only, and a schema this tmbot does not read is refused. Failures are one
+        :class:`ConfigError` sentence that names host and port, never the URL."""
         target = parse_url(url)
         settings = _server_settings(read_only=read_only)
         try:
@@ -542,7 +555,7 @@ class PostgresStore:
                     )
             else:
                 if exclusive:
-                    await _take_engine_lock(control, target)
+                    await _take_engine_lock(control, target, shared=shared)
                 await _migrate(control, load_migrations(), now=now())
             pool = await asyncpg.create_pool(
                 target.dsn,
@@ -558,6 +571,7 @@ class PostgresStore:
             await control.close()
             raise
         store = cls(pool, control, target=target, now=now, exclusive=exclusive and not read_only)
+        store._settings = settings
         if store._exclusive:
             control.add_termination_listener(store._control_ended)
             if control.is_closed():  # it ended before the listener was there
@@ -567,6 +581,13 @@ class PostgresStore:
     @property
     def target(self) -> PostgresUrl:
         return self._target
+
+    def coordinator(self) -> PostgresCoordinator:
+        """Work sharing with the other processes on this database (:mod:`storage.lanes`):
+        it listens on this store's control connection and writes through its pool."""
+        return PostgresCoordinator(
+            self._pool, self._control, self._control_lock, self._target.dsn, self._settings
+        )
 
     async def close(self) -> None:
         if self._closed:

@@ -86,11 +86,26 @@ async def test_a_restart_resumes_unfinished_work_from_postgresql(
     assert created == 3  # polled again, never sent twice
 
 
-async def test_a_second_engine_on_one_postgresql_database_is_refused(
+async def test_engines_share_a_postgresql_database_and_migrate_db_has_it_alone(
     make_bot: MakeBot, pg_url: str, tmp_path: Path
 ) -> None:
     async with make_bot(database_url=pg_url) as bot:
-        with pytest.raises(DatabaseInUse, match=r"^Another tmbot \(process \d+ on "):
+        assert not bot.runtime.coordinator.sole
+        async with open_runtime(
+            Config(),
+            {},
+            database_url=pg_url,
+            tastemachine_url="http://127.0.0.1:9",
+            vault=Vault(Fernet.generate_key()),
+        ) as second:  # a second engine on the same database is welcome
+            assert await second.store.ping() and not second.coordinator.sole
+            assert second.coordinator.member != bot.runtime.coordinator.member
+        # what migrate-db takes (the engine lock alone) is refused while an engine runs
+        with pytest.raises(DatabaseInUse, match=r"^Another tmbot \(process \d+ on .*stop it"):
+            await PostgresStore.open(pg_url, exclusive=True)
+        assert await bot.store.ping()
+    async with await PostgresStore.open(pg_url, exclusive=True):  # ... and while it holds it
+        with pytest.raises(DatabaseInUse, match=r"tmbot migrate-db copies into it"):
             async with open_runtime(
                 Config(),
                 {},
@@ -99,7 +114,6 @@ async def test_a_second_engine_on_one_postgresql_database_is_refused(
                 vault=Vault(Fernet.generate_key()),
             ):
                 pass
-        assert await bot.store.ping()
 
 
 async def test_postgresql_takes_the_secret_from_the_environment(

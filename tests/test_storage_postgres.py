@@ -152,11 +152,15 @@ async def test_text_is_ordered_bytewise_whatever_the_databases_locale(
 # --- one engine per database -------------------------------------------------------------
 
 
-async def test_a_second_engine_is_refused_until_the_first_closes(pg_url: str) -> None:
+async def test_engines_share_the_lock_and_migrate_db_waits_until_they_close(
+    pg_url: str,
+) -> None:
     first = await open_store(pg_url, exclusive=True)
+    second = await open_store(pg_url, exclusive=True)  # engines share a PostgreSQL database
     try:
-        with pytest.raises(DatabaseInUse) as refused:
-            await open_store(pg_url, exclusive=True)
+        assert await first.ping() and await second.ping()
+        with pytest.raises(DatabaseInUse) as refused:  # what migrate-db takes: it alone
+            await PostgresStore.open(pg_url, exclusive=True)
         message = refused.value.user_message
         assert message.startswith("Another tmbot (process ")
         assert f"process {__import__('os').getpid()} on " in message
@@ -166,8 +170,9 @@ async def test_a_second_engine_is_refused_until_the_first_closes(pg_url: str) ->
         await reader.close()
     finally:
         await first.close()
-    again = await open_store(pg_url, exclusive=True)  # released on close
-    await again.close()
+        await second.close()
+    alone = await PostgresStore.open(pg_url, exclusive=True)  # released on close
+    await alone.close()
 
 
 async def test_an_engine_whose_lock_connection_dies_is_not_ready(pg_url: str) -> None:

@@ -139,9 +139,12 @@ async def test_schema_has_every_table(store: SqliteStore) -> None:
     assert {row[0] for row in rows} == {
         "generations",
         "key_bindings",
+        "lane_leases",
         "link_codes",
+        "members",
         "message_links",
         "outbox",
+        "outbox_claims",
         "person_links",
         "request_channels",
         "schema_version",
@@ -166,7 +169,7 @@ async def test_migrations_applied_once_and_reopen_keeps_data(db_path: Path) -> N
         )
         expected = [(m.version, m.name, 111.0) for m in load_migrations()]
         assert [tuple(row) for row in rows] == expected
-        assert [v for v, _, _ in expected] == [1, 2, 3, 4, 5, 6]
+        assert [v for v, _, _ in expected] == [1, 2, 3, 4, 5, 6, 7]
     finally:
         await second.close()
 

@@ -13,19 +13,26 @@ outbox and is posted once.
 Who pays: the actor's own key for the provider, else the team's key within the actor's
 budget. Before anything is sent :class:`tmbot.funds.Funds` checks the image's price against
 that budget and the key's balance. The check and the insert of the generation row run under
-one lock per key, so concurrent requests cannot overspend together.
+one guard per key (:meth:`tmbot.ports.Coordinator.guard`: a lock in this process, an advisory
+lock across processes sharing PostgreSQL), so concurrent requests cannot overspend together.
+
+Several processes on one store: each key's lane (``provider:hash-of-the-secret``, what the
+scheduler keeps its limits for) is run by one of them (:class:`tmbot.ports.Coordinator`).
+A brief accepted here for a lane another process owns is stored and handed off; the owner
+picks it up (:meth:`Engine.wake`, the same look as :meth:`Engine.resume`), and a lane whose
+owner died is taken over the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import io
 import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -35,6 +42,7 @@ from tmbot import commands as cmds
 from tmbot.accounts import Accounts
 from tmbot.capabilities import caps
 from tmbot.clock import Clock
+from tmbot.coordination import SoleCoordinator, lane_of
 from tmbot.domain import Actor, ApiKey, GenerationSpec, Place, ProviderName, Submission, TaskState
 from tmbot.errors import (
     Conflict,
@@ -50,9 +58,9 @@ from tmbot.funds import Funds, provider_flag
 from tmbot.leaks import refuse_bound_keys
 from tmbot.lifecycle import Lifecycle, Stored
 from tmbot.links import Links
-from tmbot.ports import Store
+from tmbot.ports import Coordinator, Store
 from tmbot.providers.base import ImageProvider
-from tmbot.records import Generation, GenStatus, KeyScope
+from tmbot.records import Generation, GenStatus, KeyRef, KeyScope
 from tmbot.redact import SecretSink
 from tmbot.replies import (
     DeleteAccepted,
@@ -109,6 +117,7 @@ def failure_text(gen: Generation, error: TmbotError) -> str:
 class _Running:
     task: asyncio.Task[None]
     progress: _Progress
+    lane: str
 
 
 class Engine:
@@ -123,8 +132,11 @@ class Engine:
         on_secret: SecretSink | None = None,
         now: Callable[[], float] = time.time,
         stored: Stored | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.store = store
+        #: which lanes this process runs (one process: all of them)
+        self.coordinator: Coordinator = coordinator or SoleCoordinator()
         self.providers = providers
         self.clock = clock
         self.scheduler = scheduler or Scheduler(providers=providers, clock=clock)
@@ -140,7 +152,9 @@ class Engine:
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._resumed = False
+        self._pickup: asyncio.Task[None] | None = None
+        self._pickup_again = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -157,34 +171,101 @@ class Engine:
 
     async def resume(self) -> int:
         """Pick up unfinished generations (call once the adapters are connected); returns
-        how many were picked up again."""
+        how many were picked up again. With several processes on one store, only those of
+        the lanes this process owns or takes (:meth:`Coordinator.take`); later hand-offs and
+        lanes whose owner died are picked up by :meth:`wake`."""
+        self._resumed = True
         resumed = 0
         unfinished = await self.store.unfinished_generations()
         # Work already at the provider first: it holds slots there that queued work must
         # not take (the sort is stable, so each group stays oldest first).
         unfinished.sort(key=lambda g: g.status is GenStatus.ACCEPTED)
+        sole = self.coordinator.sole
+        keys: dict[KeyRef, ApiKey | TmbotError] = {}
+        taken: dict[str, bool] = {}  # lane -> this process runs it
         for gen in unfinished:
             if gen.id in self._jobs:
                 continue
-            if gen.status is GenStatus.SUBMITTING:
-                # We cannot know whether the provider got the create call: sending it again
-                # could bill twice, so the person is told and can ask again.
-                await self._fail(
-                    gen,
-                    "tmbot restarted while sending this request, so it was not sent again "
-                    "(to avoid paying twice); please ask again.",
+            found = keys.get(gen.key)
+            if found is None:
+                try:
+                    found = await self.accounts.key_for(gen.key)
+                except TmbotError as err:
+                    found = err
+                keys[gen.key] = found
+            lane = (
+                lane_of(gen.key.provider, found)
+                if isinstance(found, ApiKey)
+                else (f"unusable:{gen.key.lane_id}")
+            )
+            mine = taken.get(lane)
+            if mine is None:
+                mine = taken[lane] = await self.coordinator.take(
+                    lane, waiting=self._now() - gen.updated_at
                 )
-                continue
+            if not mine:
+                continue  # another process runs this key
+            if not sole:
+                # read again: it may have moved on since the list was read (here or by
+                # the lane's previous owner)
+                current = await self.store.get_generation(gen.id)
+                if current is None or current.status.final or gen.id in self._jobs:
+                    continue
+                gen = current
             try:
-                key = await self.accounts.key_for(gen.key)
-            except TmbotError as err:
-                await self._fail(gen, err.user_message)
-                continue
-            self._launch(gen, key)
+                if gen.status is GenStatus.SUBMITTING:
+                    # We cannot know whether the provider got the create call: sending it
+                    # again could bill twice, so the person is told and can ask again.
+                    await self._fail(
+                        gen,
+                        "tmbot restarted while sending this request, so it was not sent again "
+                        "(to avoid paying twice); please ask again.",
+                    )
+                    continue
+                if not isinstance(found, ApiKey):
+                    await self._fail(gen, found.user_message)
+                    continue
+            except Conflict:
+                continue  # moved by another process meanwhile
+            self._launch(gen, found, lane)
             resumed += 1
         if resumed:
             log.info("resumed %d unfinished generation(s)", resumed)
         return resumed
+
+    def wake(self) -> None:
+        """Look for work this process should run (a brief handed off by another process,
+        a lane whose owner died): one look at a time, another after it if woken meanwhile."""
+        if not self._resumed or self._closed:
+            return
+        if self._pickup is not None and not self._pickup.done():
+            self._pickup_again = True
+            return
+        self._pickup = asyncio.create_task(self._pick_up(), name="engine-pickup")
+
+    async def _pick_up(self) -> None:
+        while True:
+            self._pickup_again = False
+            try:
+                await self.resume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not look for work handed to this process")
+            if not self._pickup_again or self._closed:
+                return
+
+    def lane_lost(self, lane: str) -> None:
+        """``lane`` is no longer this process's (its lease lapsed): stop its work here; the
+        new owner resumes it from the store."""
+        for running in list(self._jobs.values()):
+            if running.lane == lane:
+                running.task.cancel()
+        log.warning("lane %s is no longer this process's; its work stops here", lane)
+
+    def busy_lanes(self) -> set[str]:
+        """The lanes with work running in this process."""
+        return {running.lane for running in self._jobs.values()}
 
     async def wait_idle(self) -> None:
         """Return once every generation this engine runs has ended (delivered or failed)."""
@@ -202,16 +283,15 @@ class Engine:
         """Cancel running work; its stored state lets the next start resume it."""
         self._closed = True
         tasks = [job.task for job in self._jobs.values()]
+        if self._pickup is not None:
+            tasks.append(self._pickup)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.scheduler.aclose()
 
-    def _lock(self, name: str) -> asyncio.Lock:
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        return lock
+    def _guard(self, name: str) -> AbstractAsyncContextManager[None]:
+        return self.coordinator.guard(name)
 
     async def _fail(self, gen: Generation, reason: str) -> None:
         await self.lifecycle.move(
@@ -541,9 +621,9 @@ class Engine:
     ) -> Generation:
         binding = await self.accounts.binding_for(actor, spec.provider)
         cost = caps(spec.provider).cost(spec.model, spec.resolution)
-        # One check-and-reserve at a time per key: the reservation (the stored row) is in
-        # place before the next request on this key is checked.
-        async with self._lock(f"key:{binding.ref.lane_id}"):
+        # One check-and-reserve at a time per key, across processes: the reservation (the
+        # stored row) is in place before the next request on this key is checked.
+        async with self._guard(f"key:{binding.ref.lane_id}"):
             binding = await self.store.get_key(binding.ref) or binding
             await self.funds.check(actor, binding, cost)
             key = self.accounts.decrypt(binding)
@@ -561,17 +641,21 @@ class Engine:
                 regenerated_from=regenerated_from,
             )
             await self.lifecycle.create(gen)
-        self._launch(gen, key)
+        lane = lane_of(gen.key.provider, key)
+        if await self.coordinator.take(lane):
+            self._launch(gen, key, lane)
+        else:
+            await self.coordinator.hand_off(lane)  # its owner runs it
         return gen
 
-    def _launch(self, gen: Generation, key: ApiKey) -> None:
+    def _launch(self, gen: Generation, key: ApiKey, lane: str) -> None:
         elapsed = 0.0
         if gen.submitted_at is not None:
             elapsed = max(0.0, self._now() - gen.submitted_at) * self.clock.scale
         job = Job(
             generation_id=gen.id,
             # limits belong to the key itself, however many bindings share it
-            lane_id=f"{gen.key.provider}:{hashlib.sha256(key.secret.encode()).hexdigest()[:16]}",
+            lane_id=lane,
             user=f"{gen.actor.home.tenant}:{gen.actor.home.user_id}",
             key=key,
             spec=gen.spec,
@@ -584,11 +668,12 @@ class Engine:
             gen,
             lifecycle=self.lifecycle,
             store=self.store,
-            key_lock=self._lock(f"key:{gen.key.lane_id}"),
+            key_guard=functools.partial(self._guard, f"key:{gen.key.lane_id}"),
+            owns=functools.partial(self.coordinator.owns, lane),
             now=self._now,
         )
         task = asyncio.create_task(self.scheduler.run(job, progress), name=f"gen-{gen.id}")
-        self._jobs[gen.id] = _Running(task, progress)
+        self._jobs[gen.id] = _Running(task, progress, lane)
         self._idle.clear()
         task.add_done_callback(functools.partial(self._finished, gen.id))
 
@@ -609,7 +694,8 @@ class _Progress:
         *,
         lifecycle: Lifecycle,
         store: Store,
-        key_lock: asyncio.Lock,
+        key_guard: Callable[[], AbstractAsyncContextManager[None]],
+        owns: Callable[[], bool],
         now: Callable[[], float],
     ) -> None:
         self.gen = gen
@@ -617,7 +703,8 @@ class _Progress:
         self._result: dict[str, object] = {}
         self._lifecycle = lifecycle
         self._store = store
-        self._key_lock = key_lock
+        self._key_guard = key_guard
+        self._owns = owns
         self._now = now
 
     async def _move(
@@ -637,12 +724,19 @@ class _Progress:
         )
 
     async def submitting(self, job: Job) -> None:
+        if not self._owns():
+            # The lane's lease lapsed (this process stalled or lost the database): its new
+            # owner runs this generation from the store; nothing is sent from here.
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel()
+                await asyncio.sleep(0)  # the cancellation lands here
         await self._move(GenStatus.SUBMITTING)
 
     async def submitted(self, job: Job, submission: Submission) -> None:
         # The reservation ends (status SUBMITTED) and the balance that includes the charge is
         # recorded together, as far as the funds check (under the same lock) can tell.
-        async with self._key_lock:
+        async with self._key_guard():
             gen = await self._move(
                 GenStatus.SUBMITTED,
                 events=[Started],

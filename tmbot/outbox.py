@@ -9,6 +9,15 @@ transaction; a notifier that raises gets the event again after a backoff, and af
 reason (so nobody waits forever), any other is skipped so the later ones can go.
 
 :class:`Dispatchers` routes the engine's wake-ups to the dispatcher of the event's platform.
+
+Several processes on one store: a generation's events on a platform are handed over by the
+process that holds its *claim* (:meth:`tmbot.ports.Coordinator.claim`, a row with an expiry
+in the store), never by two at once. Events pushed by the lifecycle go through the same claim
+(held claims are remembered, so the fast path asks the store once per generation, not per
+event); a claim is released once its events are handed over and recorded, so the next events
+go to whichever process makes them. A push this process cannot claim is left in the store and
+the holder is poked; rounds also run every few seconds to take over claims that lapsed. With
+one process (:class:`tmbot.coordination.SoleCoordinator`) none of this touches the store.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from dataclasses import dataclass, replace
 from tmbot.errors import Conflict
 from tmbot.events import Failed, decode
 from tmbot.lifecycle import Lifecycle
-from tmbot.ports import Notice, Notifier, Store
+from tmbot.ports import Coordinator, Notice, Notifier, Store
 from tmbot.records import (
     EventOutcome,
     Generation,
@@ -35,6 +44,9 @@ from tmbot.records import (
 )
 
 log = logging.getLogger(__name__)
+
+#: seconds between rounds when other processes share the store (to take over lapsed claims)
+SHARED_ROUND = 2.0
 
 GAVE_UP = "The image was made but could not be posted here; ask again in a moment."
 
@@ -78,8 +90,17 @@ class Dispatcher:
         policy: DispatchPolicy | None = None,
         now: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.store = store
+        self._coordinator = coordinator
+        self._sole = coordinator is None or coordinator.sole
+        self._held: set[str] = set()  # generations whose claim this process holds
+        self._entry_gen: dict[int, str] = {}  # entry id -> generation, for releasing claims
+        self._claim_lock = asyncio.Lock()
+        self._claiming: set[asyncio.Task[None]] = set()
+        self._reads = 0  # reads of the store so far (shared)
+        self._recent: dict[int, int] = {}  # entry recorded done -> reads begun by then
         self.lifecycle = lifecycle
         self.platform = platform
         self.notifier = notifier
@@ -108,10 +129,41 @@ class Dispatcher:
     def push(self, generation: Generation, events: Sequence[tuple[OutboxEntry, NewEvent]]) -> None:
         """Events the lifecycle has just stored for ``generation``."""
         self._empty.clear()
+        if not self._sole and generation.id not in self._held:
+            task = asyncio.create_task(self._claim_pushed(generation, events))
+            self._claiming.add(task)
+            task.add_done_callback(self._claiming.discard)
+            return
+        self._take_pushed(generation, events)
+
+    def _take_pushed(
+        self, generation: Generation, events: Sequence[tuple[OutboxEntry, NewEvent]]
+    ) -> None:
         for entry, event in events:
             if event.replaces:
                 self._drop_replaced(entry.generation_id, event.replaces)
             self._enqueue(_Item(entry, generation, event.blob))
+
+    async def _claim_pushed(
+        self, generation: Generation, events: Sequence[tuple[OutboxEntry, NewEvent]]
+    ) -> None:
+        assert self._coordinator is not None  # noqa: S101 (only when shared)
+        try:
+            async with self._claim_lock:
+                if generation.id not in self._held:
+                    self._gain(await self._coordinator.claim(self.platform, [generation.id]))
+            if generation.id in self._held:
+                # Claimed since the push (here or by a round meanwhile): the previous
+                # holder may have handed these over (and released the claim after recording
+                # it), so what is left is read again, never taken from memory.
+                self.wake()
+            else:  # another process hands this generation's events over: it looks again
+                await self._coordinator.poke(self.platform)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not claim events of generation %s", generation.id)
+            self.wake()  # the store has them: a round tries again
 
     def _drop_replaced(self, generation_id: str, kinds: tuple[str, ...]) -> None:
         """The store marked these done when the newer event was written: forget them too
@@ -129,6 +181,8 @@ class Dispatcher:
         if entry.id in self._known:
             return
         self._known.add(entry.id)
+        if not self._sole:
+            self._entry_gen[entry.id] = entry.generation_id
         queue = self._queues.setdefault(entry.generation_id, [])
         queue.append(item)
         queue.sort(key=lambda i: i.entry.seq)
@@ -173,13 +227,15 @@ class Dispatcher:
                 except Exception:
                     log.exception("the %s outbox could not be read; trying again", self.platform)
                     delay = 1.0
+                if not self._sole:  # claims of a process that died lapse: look again soon
+                    delay = SHARED_ROUND if delay is None else min(delay, SHARED_ROUND)
                 try:
                     async with asyncio.timeout(delay):
                         await self._woken.wait()
                 except TimeoutError:
                     pass
         finally:
-            tasks = [flusher, *self._workers.values()]
+            tasks = [flusher, *self._workers.values(), *self._claiming]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -188,7 +244,11 @@ class Dispatcher:
     async def _round(self) -> float | None:
         """Queue what the store has waiting; start the workers whose turn has come. Returns
         how long until the next retry is due (None: only a wake-up brings more)."""
-        entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
+        others = False  # events another process holds the claim of
+        if self._sole:
+            entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
+        else:
+            entries, others = await self._claimed()
         for entry in entries:
             if entry.id not in self._known:
                 # a fresh start tries at once what an earlier run was waiting to retry
@@ -205,9 +265,46 @@ class Dispatcher:
                 self._start_worker(generation_id)
             else:
                 next_due = due if next_due is None else min(next_due, due)
-        if not entries and not self._queues and not self._workers and not self._outcomes:
+        if (
+            not entries
+            and not others
+            and not self._queues
+            and not self._workers
+            and not self._outcomes
+        ):
             self._empty.set()
         return None if next_due is None else max(0.0, next_due - now)
+
+    async def _claimed(self) -> tuple[list[OutboxEntry], bool]:
+        """What is waiting in the store for the generations this process held the claim of
+        before the read began, and whether some of the rest are not (yet) this process's.
+        Free or lapsed claims are taken on the way, and another round follows at once for
+        them: the previous holder records what it handed over before it releases a claim,
+        so only a read that begins after the claim is the truth for it."""
+        assert self._coordinator is not None  # noqa: S101 (only when shared)
+        held_before = set(self._held)
+        self._reads += 1
+        began = self._reads
+        entries = await self.store.pending_events(self.platform, limit=self.policy.batch)
+        wanted = sorted({e.generation_id for e in entries} - self._held)
+        if wanted:
+            async with self._claim_lock:
+                gained = await self._coordinator.claim(self.platform, wanted)
+                self._gain(gained)
+            if gained:
+                self._woken.set()  # the next round reads them
+        # Nothing is awaited from here to the queueing. What this process recorded as
+        # handed over may still show as waiting (the read may have begun before that was
+        # written, on another connection): it is left out. Reads are one after another, so
+        # what was recorded before this one began shows in none later.
+        entries = [e for e in entries if e.id not in self._recent]
+        self._recent = {i: n for i, n in self._recent.items() if n >= began}
+        mine = held_before & self._held
+        held = [e for e in entries if e.generation_id in mine]
+        return held, len(held) < len(entries)
+
+    def _gain(self, claimed: set[str]) -> None:
+        self._held |= claimed
 
     async def _flusher(self) -> None:
         while True:
@@ -228,7 +325,46 @@ class Dispatcher:
         for outcome in outcomes:
             if outcome.done:
                 self._known.discard(outcome.entry_id)
+                if not self._sole:
+                    self._recent[outcome.entry_id] = self._reads
+        if not self._sole:
+            await self._release(outcomes)
         self._check_empty()
+
+    async def _release(self, written: list[EventOutcome]) -> None:
+        """Release the claims of generations whose events are all handed over and
+        recorded (nothing queued, handed or waiting to be written here)."""
+        assert self._coordinator is not None  # noqa: S101 (only when shared)
+        unwritten = {self._entry_gen.get(o.entry_id) for o in self._outcomes}
+        done: set[str] = set()
+        for outcome in written:
+            gid = self._entry_gen.get(outcome.entry_id)
+            if outcome.done:
+                self._entry_gen.pop(outcome.entry_id, None)
+            if gid is None or gid in self._queues or gid in self._workers or gid in unwritten:
+                continue
+            done.add(gid)
+        done &= self._held
+        if not done:
+            return
+        async with self._claim_lock:
+            # checked again (a push may have queued more meanwhile); from here pushes for
+            # these wait for the lock, then claim again through the store
+            unwritten = {self._entry_gen.get(o.entry_id) for o in self._outcomes}
+            done = {
+                g
+                for g in done
+                if g not in self._queues and g not in self._workers and g not in unwritten
+            }
+            if not done:
+                return
+            self._held -= done
+            for gid in done:  # another process may post for it next: read its links again
+                self._links.pop(gid, None)
+            try:
+                await self._coordinator.unclaim(self.platform, sorted(done))
+            except Exception:
+                log.warning("could not release %d claim(s); they lapse", len(done), exc_info=True)
 
     def _settle(self, outcome: EventOutcome) -> None:
         self._outcomes.append(outcome)

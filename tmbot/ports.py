@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -236,3 +237,64 @@ class Store(Protocol):
     async def overview(self, *, failures: int = 5) -> Overview:
         """Generations by status, work per key, events waiting per platform, and the
         newest failures (read only)."""
+
+
+class Coordinator(Protocol):
+    """Who does what when several processes share one store (issue 14, item 3).
+
+    A key's *lane* (``provider:hash-of-the-secret``, what the scheduler keeps its limits for)
+    is run by exactly one process at a time, its owner: only the owner submits and polls for
+    that key, so the per-key limits hold as in one process. A process that accepts a brief
+    for a lane it does not own stores it and calls :meth:`hand_off` to wake the owner.
+    A generation's events on a platform are handed over by one process at a time, the holder
+    of its *claim* (:meth:`claim`). ``sole`` coordinators (one process per store: SQLite) own
+    every lane and hold every claim without asking the store."""
+
+    @property
+    def sole(self) -> bool:
+        """True when this process is the only one: every lane and claim is its own."""
+
+    @property
+    def member(self) -> str:
+        """This process as the store knows it (``pid@host:…``)."""
+
+    async def start(
+        self,
+        *,
+        work: Callable[[], None],
+        events: Callable[[str], None],
+        lost: Callable[[str], None],
+        busy: Callable[[], Collection[str]],
+    ) -> None:
+        """Begin: ``work()`` is called when lanes may have work for this process (a hand-off,
+        a lapsed owner), ``events(platform)`` when a platform's outbox may hold events this
+        process can claim, ``lost(lane)`` when a lane this process ran is no longer its own;
+        ``busy()`` names the lanes with work running here (their leases are kept)."""
+
+    async def close(self) -> None:
+        """Give up every lane and claim (others take over at once) and stop."""
+
+    def owns(self, lane: str) -> bool:
+        """Whether this process holds ``lane`` now."""
+
+    async def take(self, lane: str, *, waiting: float = 0.0) -> bool:
+        """Own ``lane`` if it should be this process's: True when it is now. A free lane
+        goes to the live process the spread picks; any process takes it once its work has
+        been ``waiting`` (seconds) longer than a lease lasts."""
+
+    async def hand_off(self, lane: str) -> None:
+        """Wake the owner of ``lane`` (a brief for it was stored here)."""
+
+    def guard(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Held around a check and the write it allows (a key's funds check and the
+        reservation), by one holder at a time across every process."""
+
+    async def claim(self, platform: str, generation_ids: Sequence[str]) -> set[str]:
+        """Claim the right to hand over these generations' events on ``platform``: the ids
+        this process holds now (claims of others that lapsed are taken over)."""
+
+    async def unclaim(self, platform: str, generation_ids: Sequence[str]) -> None:
+        """Release claims once their events are handed over and recorded."""
+
+    async def poke(self, platform: str) -> None:
+        """Tell every process that ``platform``'s outbox has events it may not know of."""

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from storage import Database, Dialect, database, open_store
+from storage import Database, Dialect, database, open_coordinator, open_store
 from tmbot.clock import Clock
 from tmbot.config import Config
 from tmbot.domain import ProviderName
@@ -28,7 +28,7 @@ from tmbot.engine import Engine
 from tmbot.errors import EngineLockLost
 from tmbot.health import Check
 from tmbot.outbox import Dispatcher, Dispatchers, DispatchPolicy
-from tmbot.ports import Notifier, Store
+from tmbot.ports import Coordinator, Notifier, Store
 from tmbot.providers import build_providers
 from tmbot.providers.base import ImageProvider
 from tmbot.redact import RedactingFilter
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 #: the one line logged when the store loses the engine lock (and the sentence of the error)
 LOCK_LOST = "lost the database's engine lock; stopping so a supervisor restarts tmbot"
 
+#: seconds between looks at the store while other processes finish the work it holds
+SETTLE_LOOK = 0.5
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -47,6 +50,7 @@ class Runtime:
     store: Store
     dispatchers: Dispatchers
     database: Database
+    coordinator: Coordinator
 
     def dispatcher(self, platform: str) -> Dispatcher:
         found = self.dispatchers.get(platform)
@@ -65,9 +69,18 @@ class Runtime:
 
     async def settled(self) -> None:
         """Return once every generation this process runs has ended and every event of its
-        platforms has been handed over (or given up)."""
-        await self.engine.wait_idle()
-        await self.dispatchers.drained()
+        platforms has been handed over (or given up). Sharing the store with other
+        processes, once no generation in the store is unfinished either (work handed to
+        another process, or left by one that died, is taken over and ended first)."""
+        while True:
+            await self.engine.wait_idle()
+            await self.dispatchers.drained()
+            if self.coordinator.sole:
+                return
+            if not await self.store.unfinished_generations():
+                await self.dispatchers.drained()  # the last ones' events, wherever made
+                return
+            await asyncio.sleep(SETTLE_LOOK)  # another process (or a takeover) ends it
 
 
 @asynccontextmanager
@@ -106,7 +119,8 @@ async def open_runtime(
         timeout=config.http_timeout,
     )
     try:
-        store = await open_store(target, exclusive=True)  # one engine per database
+        # one engine per SQLite file; engines share a PostgreSQL database
+        store = await open_store(target, exclusive=True)
         try:
             if vault is None:
                 vault = Vault.from_environment(
@@ -121,6 +135,7 @@ async def open_runtime(
                 settings=scheduler_settings or SchedulerSettings(deadline=config.deadline_seconds),
             )
             dispatchers = Dispatchers()
+            coordinator = open_coordinator(store)
             engine = Engine(
                 store=store,
                 vault=vault,
@@ -130,6 +145,7 @@ async def open_runtime(
                 on_secret=redactor.register if redactor is not None else None,
                 now=now,
                 stored=dispatchers.stored,
+                coordinator=coordinator,
             )
             for platform, notifier in notifiers.items():
                 dispatchers.add(
@@ -140,6 +156,7 @@ async def open_runtime(
                         notifier=notifier,
                         policy=dispatch_policy,
                         now=now,
+                        coordinator=coordinator,
                     )
                 )
             tasks = [
@@ -162,10 +179,20 @@ async def open_runtime(
 
             watcher = asyncio.create_task(stop_when_the_lock_is_lost(), name="engine-lock")
             try:
+                await coordinator.start(
+                    work=engine.wake,
+                    events=dispatchers.wake,
+                    lost=engine.lane_lost,
+                    busy=engine.busy_lanes,
+                )
                 async with engine:
                     try:
                         yield Runtime(
-                            engine=engine, store=store, dispatchers=dispatchers, database=target
+                            engine=engine,
+                            store=store,
+                            dispatchers=dispatchers,
+                            database=target,
+                            coordinator=coordinator,
                         )
                     except BaseException:
                         if not lost.is_set():
@@ -182,6 +209,8 @@ async def open_runtime(
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(watcher, *tasks, return_exceptions=True)
+                # lanes and claims are given up once nothing here runs or hands over
+                await coordinator.close()
         finally:
             await store.close()
     finally:
