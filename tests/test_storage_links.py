@@ -15,7 +15,7 @@ import pytest
 
 from storage import open_store
 from storage.sqlite import path_from_url
-from tests.test_storage_sqlite import make_generation
+from tests.test_store_contract import make_generation
 from tmbot.domain import Actor, Home
 from tmbot.ports import Store
 from tmbot.records import KeyRef, KeyScope, LinkCode, LinkKind, PersonLink, TeamLink

@@ -10,7 +10,6 @@ import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 import pytest
@@ -25,17 +24,10 @@ from storage.sqlite import (
     load_migrations,
     path_from_url,
 )
-from tmbot.domain import Actor, GenerationSpec, Home, Place, ProviderName
+from tests.test_store_contract import full_generation, make_generation
+from tmbot.domain import Home
 from tmbot.errors import ConfigError
-from tmbot.records import (
-    Generation,
-    GenStatus,
-    KeyRef,
-    KeyScope,
-)
-
-USER_KEY = KeyRef(KeyScope.USER, "T1", "U1", ProviderName.TASTEMACHINE)
-TEAM_KEY = KeyRef(KeyScope.TEAM, "T1", "", ProviderName.TASTEMACHINE)
+from tmbot.records import Generation, GenStatus
 
 
 @pytest.fixture
@@ -50,68 +42,6 @@ async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
         yield opened
     finally:
         await opened.close()
-
-
-def make_generation(gen_id: str = "g1", **overrides: Any) -> Generation:
-    base = Generation(
-        id=gen_id,
-        actor=Actor(platform="slack", tenant="slack:T1", user_id="U1"),
-        place=Place(platform="slack", channel="C1"),
-        spec=GenerationSpec(
-            provider=ProviderName.TASTEMACHINE,
-            brief="a minimal poster",
-            model="nano-banana-2",
-            aspect_ratio="3:4",
-            resolution="1k",
-        ),
-        key=USER_KEY,
-        status=GenStatus.ACCEPTED,
-        created_at=1000.0,
-        updated_at=1000.0,
-    )
-    return dataclasses.replace(base, **overrides)
-
-
-def full_generation(gen_id: str = "full") -> Generation:
-    """Every optional field set, unicode everywhere it can be."""
-    return Generation(
-        id=gen_id,
-        actor=Actor(
-            platform="discord",
-            tenant="discord:G42",
-            user_id="1234567890",
-            is_admin=True,
-            display_name="Zoë 🦊",
-            linked=Home(team="slack:T1", tenant="slack:T1", user_id="U0ZOE"),
-        ),
-        place=Place(platform="discord", channel="C9", thread="T9", card_message="M9"),
-        spec=GenerationSpec(
-            provider=ProviderName.VTRIX,
-            brief="東京のコーヒーショップ — “minimal” poster; 'quotes' & 100% \\ backslash ☕",
-            model="nano-banana-pro",
-            aspect_ratio="16:9",
-            resolution="4k",
-            taste="realistic-photo",
-            image_urls=("https://example.com/a.png", "https://example.com/ü?x=1&y=2"),
-        ),
-        key=TEAM_KEY,
-        status=GenStatus.COMPLETED,
-        created_at=1700000000.25,
-        updated_at=1700000100.5,
-        cost=12.0,
-        task_id="task-1",
-        estimate_seconds=35.5,
-        submitted_at=1700000001.0,
-        completed_at=1700000090.0,
-        image_url="https://cdn.example.com/out.png",
-        prompt_used="a minimal poster, refined",
-        expires_at=1700003600.0,
-        credits_consumed=12.0,
-        credits_remaining=488.5,
-        error="none so far",
-        delivered_at=1700000095.0,
-        regenerated_from=None,
-    )
 
 
 # --- opening, pragmas, migrations ------------------------------------------------------
