@@ -5,6 +5,7 @@ the engine and a dispatcher per platform handing events to a :class:`Recorder`."
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from storage.sqlite import load_migrations
 from tmbot.config import Config
 from tmbot.domain import Actor, Place, tenant_of
 from tmbot.engine import Engine
@@ -198,3 +200,22 @@ def _vault(tmp_path: Path) -> Vault:
     if not key_file.exists():
         key_file.write_bytes(Fernet.generate_key())
     return Vault(key_file.read_bytes())
+
+
+def old_database(path: Path, *, migrations: int) -> sqlite3.Connection:
+    """A SQLite file as an older tmbot left it: only the first ``migrations`` migrations
+    applied and recorded, committed. Returns the open connection (as a context manager it
+    commits what the caller adds; the caller closes it)."""
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,"
+        " name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    for migration in load_migrations()[:migrations]:
+        for statement in migration.statements():
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_version VALUES (?, ?, 0)", (migration.version, migration.name)
+        )
+    conn.commit()
+    return conn

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -17,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from storage.sqlite import latest_schema, load_migrations, stored_schema
+from storage.sqlite import latest_schema, stored_schema
 from tests.fakes.slack import FakeSlack
-from tests.harness import Bot
+from tests.harness import Bot, old_database
 from tests.procs import (
     bot_env,
     dead_port,
@@ -247,17 +246,7 @@ async def test_ready_only_once_every_part_is(make_bot: MakeBot) -> None:
 async def test_status_and_doctor_change_nothing_they_look_at(tmp_path: Path) -> None:
     """Neither creates, locks nor migrates a database, nor makes a key file."""
     old = tmp_path / "old.db"
-    with sqlite3.connect(old) as conn:
-        conn.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,"
-            " name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        for migration in load_migrations()[:3]:
-            for statement in migration.statements():
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_version VALUES (?, ?, 0)", (migration.version, migration.name)
-            )
+    old_database(old, migrations=3).close()
     before = old.read_bytes()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TMBOT_", "SLACK_"))}
     dead = f"http://127.0.0.1:{dead_port()}"  # never the real APIs from a test

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 
-from storage.sqlite import SqliteStore, load_migrations
-from tests.harness import Bot, Recorder
+from storage.sqlite import SqliteStore
+from tests.harness import Bot, Recorder, old_database
 from tmbot.domain import Actor, Place, tenant_of
 from tmbot.errors import Conflict, IllegalTransition, ParseError
 from tmbot.events import Accepted, Delivered, Event, Queued, Started, encode
@@ -270,17 +269,7 @@ def test_actors_tenants_are_namespaced_by_platform() -> None:
 
 async def test_the_migration_namespaces_existing_tenants(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,"
-            " name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        for migration in load_migrations()[:3]:
-            for statement in migration.statements():
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_version VALUES (?, ?, 0)", (migration.version, migration.name)
-            )
+    with old_database(db, migrations=3) as conn:
         conn.execute(
             "INSERT INTO key_bindings VALUES ('user', 'local', 'alice', 'tastemachine', x'00',"
             " '…0001', 1, NULL, NULL)"
