@@ -66,15 +66,18 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-async def run_side(scenario: Scenario, side: str, *, quick: bool, seed: int, tmp: Path) -> SideRun:
+async def run_side(
+    scenario: Scenario, side: str, *, quick: bool, seed: int, tmp: Path, images: str = "stock"
+) -> SideRun:
     tag = f"{scenario.name}-{side}"
+    config = {**scenario.sim_config(side, seed), "stock_images": images == "stock"}
     scale = scenario.scale_for(side)
     sim_err, sim_out = tmp / f"{tag}-sim.err", tmp / f"{tag}-sim.json"
     sim = await _spawn(
         [
             "benchmarks.simhost",
             "--config",
-            json.dumps(scenario.sim_config(side, seed)),
+            json.dumps(config),
             "--result",
             str(sim_out),
         ],
@@ -137,6 +140,7 @@ async def run_all(
     seed: int,
     progress: bool = True,
     keep: Path | None = None,
+    images: str = "stock",
 ) -> list[SideRun]:
     runs: list[SideRun] = []
     with tempfile.TemporaryDirectory(prefix="tmbot-bench-") as tmpdir:
@@ -154,7 +158,7 @@ async def run_all(
                         flush=True,
                         file=sys.stderr,
                     )
-                run = await run_side(scenario, side, quick=quick, seed=seed, tmp=tmp)
+                run = await run_side(scenario, side, quick=quick, seed=seed, tmp=tmp, images=images)
                 runs.append(run)
                 if progress:
                     print(f"  {time.monotonic() - began:5.1f} s", file=sys.stderr)
@@ -192,6 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--seed", type=int, default=7, help="the simulator's seed")
+    parser.add_argument(
+        "--images",
+        choices=("stock", "drawn"),
+        default="stock",
+        help="stock: the simulator serves one picture per size, drawn once (a real provider "
+        "renders on its own machines); drawn: it draws every brief on this machine's CPU",
+    )
     args = parser.parse_args(argv)
 
     table = scenarios(quick=args.quick)
@@ -209,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     sides = SIDES if args.side == "both" else (args.side,)
     started = time.monotonic()
     try:
-        runs = asyncio.run(run_all(chosen, sides, quick=args.quick, seed=args.seed, keep=args.keep))
+        runs = asyncio.run(
+            run_all(
+                chosen, sides, quick=args.quick, seed=args.seed, keep=args.keep, images=args.images
+            )
+        )
     except RunFailed as err:
         print(f"benchmark failed: {err}", file=sys.stderr)
         return 2

@@ -194,6 +194,32 @@ async def test_tm_png_matches_aspect_ratio(
     assert again.content == first.content  # rendered once, cached
 
 
+async def test_stock_images_serve_one_picture_per_size_and_drawn_ones_one_per_brief(
+    sim: Simulator, client: httpx.AsyncClient
+) -> None:
+    async def two_images() -> tuple[bytes, bytes]:
+        ids = [
+            (await tm_create(client, brief=brief, aspect_ratio="3:4")).json()["task_id"]
+            for brief in ("a red kite over a beach", "a quiet library at night")
+        ]
+        await wait_for(sim, longest(sim, "nano-banana-2", "1k"))
+        images = []
+        for task_id in ids:
+            done = (await tm_poll(client, task_id)).json()
+            answer = await client.get(done["result"]["image_url"])
+            assert answer.status_code == 200
+            assert_png_ratio(answer.content, "3:4")
+            images.append(answer.content)
+        return images[0], images[1]
+
+    drawn = await two_images()
+    assert drawn[0] != drawn[1]
+    sim.configure(stock_images=True)
+    stock = await two_images()
+    assert stock[0] == stock[1]
+    assert stock[0] not in drawn
+
+
 # -- Vtrix: the happy path -------------------------------------------------------------------
 
 

@@ -64,6 +64,10 @@ class SimConfig:
     #: (:meth:`Simulator.release`, ``POST /_sim/release``): tests that need work to be at the
     #: provider at a given moment hold it there instead of counting on durations
     hold_tasks: bool = False
+    #: serve one stock picture per (model, resolution, aspect ratio), drawn once, instead of
+    #: drawing each task's brief: a real provider renders on machines of its own, so a
+    #: benchmark sets this to keep the simulator's drawing off the bot's CPU
+    stock_images: bool = False
 
     def __post_init__(self) -> None:
         problems: list[str] = []

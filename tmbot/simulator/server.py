@@ -84,6 +84,7 @@ class Simulator:
         self._stopping = asyncio.Event()
         self._renders: dict[str, asyncio.Task[bytes]] = {}
         self._pngs: OrderedDict[str, bytes] = OrderedDict()
+        self._stock: dict[str, bytes] = {}
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -310,31 +311,39 @@ class Simulator:
         )
 
     async def _png(self, task: Task) -> bytes:
-        cached = self._pngs.get(task.token)
+        caption = f"{task.model} · {task.resolution} · {task.aspect_ratio}"
+        stock = self._state.config.stock_images
+        # stock pictures are few and kept apart from the LRU of drawn ones
+        key = f"stock {caption}" if stock else task.token
+        cached = (self._stock if stock else self._pngs).get(key)
         if cached is not None:
-            self._pngs.move_to_end(task.token)
+            if not stock:
+                self._pngs.move_to_end(key)
             return cached
-        render = self._renders.get(task.token)
+        render = self._renders.get(key)
         if render is None:
             render = asyncio.create_task(
                 asyncio.to_thread(
                     render_png,
-                    brief=task.brief,
+                    brief="tmbot simulator" if stock else task.brief,
                     aspect_ratio=task.aspect_ratio,
                     resolution=task.resolution,
-                    caption=f"{task.model} · {task.resolution} · {task.aspect_ratio}",
+                    caption=caption,
                 )
             )
-            self._renders[task.token] = render
-            render.add_done_callback(functools.partial(self._rendered, task.token))
+            self._renders[key] = render
+            render.add_done_callback(functools.partial(self._rendered, key, stock))
         return await asyncio.shield(render)
 
-    def _rendered(self, token: str, task: asyncio.Task[bytes]) -> None:
-        if self._renders.get(token) is task:
-            del self._renders[token]
+    def _rendered(self, key: str, stock: bool, task: asyncio.Task[bytes]) -> None:
+        if self._renders.get(key) is task:
+            del self._renders[key]
         if task.cancelled() or task.exception() is not None:
             return
-        self._pngs[token] = task.result()
+        if stock:
+            self._stock[key] = task.result()
+            return
+        self._pngs[key] = task.result()
         while len(self._pngs) > PNG_CACHE_SIZE:
             self._pngs.popitem(last=False)
 
