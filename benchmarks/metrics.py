@@ -272,6 +272,11 @@ def compute(
         "lag_over_50ms": lag.get("grid_over_50ms"),
         "sim_lag_p99_ms": (sim_host.get("lag") or {}).get("grid_p99_ms"),
         "sim_cpu_percent": sim_host.get("cpu_percent"),
+        "cpu_ms_per_image": (
+            1000 * float(result["cpu_seconds"]) / n_delivered
+            if n_delivered and result.get("cpu_seconds") is not None
+            else None
+        ),
         "client_errors": result.get("client_errors", {}),
         "max_queue_position": result.get("max_queue_position"),
     }

@@ -133,6 +133,11 @@ ROWS: tuple[Row, ...] = (
         lambda m: f"{_num(m['lag_max_ms'], 0)}, {_pct(m['lag_over_50ms'])}",
     ),
     Row(
+        "CPU per delivered image (ms, all threads)",
+        lambda m: _num(m["cpu_ms_per_image"], 1),
+        "cpu_ms_per_image",
+    ),
+    Row(
         "simulator: loop lag p99 (ms) / CPU",
         lambda m: _pair(_num(m["sim_lag_p99_ms"], 1), f"{_num(m['sim_cpu_percent'], 0)}%"),
     ),
