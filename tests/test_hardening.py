@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import stat
 import unicodedata
 from pathlib import Path
@@ -19,9 +20,12 @@ from tests.harness import PLACE, Recorder, running_bot
 from tests.procs import dead_port
 from tests.test_commands_corpus import is_one_sentence
 from tests.test_engine_harness import console_chat, stored_bytes
+from tmbot import capabilities
+from tmbot.commands import check_key
 from tmbot.config import Config
 from tmbot.domain import Actor, ApiKey, ProviderName
-from tmbot.errors import ConfigError, KeyUnusable, NoKeyBound
+from tmbot.errors import ConfigError, KeyUnusable, NoKeyBound, ParseError
+from tmbot.leaks import SHORTEST_KEY, could_hold_key
 from tmbot.records import KeyBinding, KeyRef, KeyScope
 from tmbot.replies import GenerationAccepted
 from tmbot.runtime import open_runtime
@@ -137,6 +141,31 @@ async def test_a_bound_key_in_a_brief_tells_the_person_to_rotate_it(tmp_path: Pa
         assert "rotate it" in reply
         assert BOB_VTRIX not in reply
         assert chat.sim.stats().totals.requests == 0
+
+
+def test_no_key_shorter_than_the_leak_checks_shortest_can_be_bound() -> None:
+    # the leak check skips text without a run of SHORTEST_KEY key characters: that is only
+    # safe while no provider accepts a shorter key (or one with a space) at bind
+    shortest = {ProviderName.TASTEMACHINE: "tm_live_abcd", ProviderName.VTRIX: "a" * 20}
+    for provider in ProviderName:
+        key = shortest[provider]
+        assert len(key) >= SHORTEST_KEY
+        check_key(provider, ApiKey(key))
+        pattern = capabilities.caps(provider).key_pattern
+        for shorter in range(1, SHORTEST_KEY):
+            for candidate in (key[:shorter], "a" * shorter, "tm_live_"[:shorter]):
+                assert re.fullmatch(pattern, candidate) is None
+        with pytest.raises(ParseError):
+            check_key(provider, ApiKey(key[:6] + " " + key[6:]))
+
+
+def test_text_that_could_hold_a_key_is_told_apart_from_short_words() -> None:
+    assert not could_hold_key("benchmark many-keys u12-3 #4: a minimal poster, warm tones")
+    assert could_hold_key("a neon sign reading abcd-efgh-ijkl-mnop-qrst --ar 16:9")
+    assert could_hold_key("see https://example.com/a.png")
+    # a key split by an invisible character is whole again once the text is cleaned
+    assert could_hold_key("tm_live_ab\u200bcdef now")
+    assert not could_hold_key("tm_live ab cd ef")
 
 
 async def test_typed_commands_and_quoted_briefs_through_the_console(tmp_path: Path) -> None:
