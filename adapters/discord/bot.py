@@ -115,11 +115,14 @@ class TasteBot(discord.Client):
         *,
         guild_id: int | None = None,
         message_content: bool = False,
+        sync_commands: bool = True,
         **options: Any,
     ) -> None:
         super().__init__(intents=intents(message_content=message_content), **options)
         self.tree = app_commands.CommandTree(self)
         self.guild_id = guild_id
+        #: False for a shard's client: the process's main client syncs the commands once
+        self.sync_commands = sync_commands
         self.message_content = message_content
         self.notifier = DiscordNotifier(self)
         self._engine: Engine | None = None
@@ -149,6 +152,8 @@ class TasteBot(discord.Client):
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
+        if not self.sync_commands:
+            return
         if self.guild_id is not None:
             guild = discord.Object(self.guild_id)
             self.tree.copy_global_to(guild=guild)
