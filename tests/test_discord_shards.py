@@ -39,12 +39,15 @@ class World:
     sim: Simulator
     fake: FakeDiscord
     channels: list[FakeChannel]  # a channel of a guild on each shard, by shard
-    env: dict[str, str]
-    pg_url: str
+    env: dict[str, str]  # on a SQLite file in tmp_path
+    pg_url: str = ""
+
+    def on_postgresql(self, url: str) -> None:
+        self.env["TMBOT_DATABASE_URL"] = self.pg_url = url
 
 
 @pytest.fixture
-async def world(tmp_path: Path, pg_url: str) -> AsyncIterator[World]:
+async def world(tmp_path: Path) -> AsyncIterator[World]:
     config = SimConfig(time_scale=SCALE, seed=5)
     async with Simulator(config) as sim, FakeDiscord(shards=SHARDS, default_guild=False) as fake:
         channels = []
@@ -55,7 +58,7 @@ async def world(tmp_path: Path, pg_url: str) -> AsyncIterator[World]:
             guild.add_member(fake.owner)
         env = bot_env(
             sim.base_url,
-            tmp_path / "unused.db",
+            tmp_path / "bot.db",
             scale=SCALE,
             extra={
                 "TMBOT_SECRET_KEY": Fernet.generate_key().decode(),
@@ -65,9 +68,8 @@ async def world(tmp_path: Path, pg_url: str) -> AsyncIterator[World]:
                 "DISCORD_API_URL": fake.api_url,
             },
         )
-        env["TMBOT_DATABASE_URL"] = pg_url
         env = {k: v for k, v in env.items() if not k.startswith(("SLACK_", "PORT"))}
-        yield World(sim, fake, channels, env, pg_url)
+        yield World(sim, fake, channels, env)
 
 
 def shards_of(bot: BotProcess) -> set[int]:
@@ -164,8 +166,9 @@ async def _fake_changed(fake: FakeDiscord) -> None:
 
 
 async def test_each_shard_is_held_once_answered_in_its_guild_and_taken_over_when_killed(
-    world: World,
+    world: World, pg_url: str
 ) -> None:
+    world.on_postgresql(pg_url)
     fake = world.fake
     bots = [await start_run(world.env) for _ in range(2)]
     try:
@@ -258,3 +261,52 @@ async def test_each_shard_is_held_once_answered_in_its_guild_and_taken_over_when
             if bot.proc.returncode is None:
                 bot.proc.kill()
                 await bot.proc.wait()
+
+
+async def bind_and_ask(world: World, shard: int, key: str, brief: str) -> int:
+    """Bind ``key`` as the team key of the guild on ``shard``, then ask for ``brief`` there;
+    the id of the brief's interaction."""
+    bound = await interact(world, shard, f"team key {key}")
+    await world.fake.wait_for(
+        lambda c: (
+            c.route == CALLBACK
+            and int(c.params["interaction_id"]) == bound
+            and "Saved the team" in json.dumps(c.json)
+        ),
+        timeout=30,
+    )
+    return await interact(world, shard, brief)
+
+
+async def test_one_process_on_sqlite_holds_every_shard_discord_recommends(world: World) -> None:
+    world.env["TMBOT_DISCORD_SHARDS"] = "auto"  # the fake's GET /gateway/bot says 2
+    bot = await start_run(world.env)
+    try:
+        ready = await bot.wait_line(r"tmbot run: ready \(")
+        assert "gateway: shard 0, 1 of 2" in ready[0]
+        holders = world.fake.shard_holders()
+        assert sorted(holders) == [0, 1] and all(len(s) == 1 for s in holders.values())
+        asked = [
+            await bind_and_ask(world, s, f"tm_test_soleShardKey{s:08d}", f"a kite {s} --fast")
+            for s in range(SHARDS)
+        ]
+        await world.fake.wait_for(lambda _: len(uploads(world.fake)) >= SHARDS, timeout=60)
+        assert sorted(uploads(world.fake)) == sorted(c.guild_id for c in world.channels)
+        assert all(answers(world.fake, i) == 1 for i in asked)
+        assert await bot.stop() == 0, bot.text()[-3000:]
+        assert Counter(world.fake.identified_shards()) == Counter({0: 1, 1: 1})
+        assert world.fake.shard_conflicts == []
+    finally:
+        if bot.proc.returncode is None:
+            bot.proc.kill()
+            await bot.proc.wait()
+
+
+async def test_a_shard_count_that_is_not_a_number_is_refused_in_one_sentence(
+    world: World,
+) -> None:
+    world.env["TMBOT_DISCORD_SHARDS"] = "two"
+    bot = await start_run(world.env)
+    assert await bot.finished(timeout=60) == 2
+    assert "TMBOT_DISCORD_SHARDS must be a whole number of gateway shards" in bot.text()
+    assert world.fake.identifies == []
