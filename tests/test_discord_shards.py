@@ -249,12 +249,27 @@ async def test_each_shard_is_held_once_answered_in_its_guild_and_taken_over_when
         assert answers(fake, again) == 1
         assert Counter(uploads(fake))[world.channels[0].guild_id] == 2
 
+        # SIGTERM gives a process's shards up at once: the last one takes them all
+        first, last = survivors
+        stopping = time.monotonic()
+        assert await first.stop() == 0, first.text()[-3000:]
+        await until(
+            fake,
+            lambda: (
+                shards_of(last) == {0, 1}
+                and all(len(fake.shard_holders().get(s, [])) == 1 for s in range(SHARDS))
+            ),
+            15,
+            "the last process did not take every shard",
+            [last],
+        )
+        handed = time.monotonic() - stopping
+        print(f"shards of a stopped process taken over {handed:.1f} s after SIGTERM")
         assert fake.shard_conflicts == []  # never two sessions on one shard at once
         identified = Counter(fake.identified_shards())
         print(f"identifies per shard: {dict(identified)}")
         assert identified[0] >= 2 and identified[1] >= 1
-        for bot in survivors:
-            assert await bot.stop() == 0, bot.text()[-3000:]
+        assert await last.stop() == 0, last.text()[-3000:]
         assert fake.token not in "".join(b.text() for b in bots)
     finally:
         for bot in bots:
