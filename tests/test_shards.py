@@ -136,3 +136,29 @@ async def test_processes_on_postgresql_split_the_shards_hand_over_one_and_take_a
         assert Counter(s for s, _ in gateway.connects) == Counter(dict.fromkeys(range(3), 2))
         assert next(s for s, who in gateway.connects[3:] if who == "b") in moved
         await b.close()
+
+
+async def test_a_keeper_that_lost_a_shards_lease_disconnects_it_and_never_frees_the_new_one(
+    pg_url: str,
+) -> None:
+    gateway = Gateway()
+    async with coordinators(pg_url, 2) as (one, two):
+        a = keeper(one, gateway, "a", 1)
+        await a.step()
+        assert a.held == {0} and one.holds("discord-shard:0/1")
+        conn = await asyncpg.connect(pg_url)
+        try:  # the lease lapsed and another process took it (as if a's renewals had stalled)
+            await conn.execute(
+                "UPDATE lane_leases SET owner = $1 WHERE lane = 'discord-shard:0/1'", two.member
+            )
+            await one.renew()  # a's next renewal finds the lease no longer its own
+            assert not one.holds("discord-shard:0/1")
+            await a.step()
+            assert a.held == set() and gateway.connected == {}
+            owner = await conn.fetchval(
+                "SELECT owner FROM lane_leases WHERE lane = 'discord-shard:0/1'"
+            )
+        finally:
+            await conn.close()
+        assert owner == two.member  # disconnecting did not release the new holder's lease
+        await a.close()

@@ -134,7 +134,8 @@ class ShardKeeper:
     async def step(self) -> None:
         """One look: join, read who holds what, give up and take what the placement says."""
         me = self.member
-        await self.leases.acquire(member_lease(self.group, me))
+        if not self.leases.holds(member_lease(self.group, me)):  # else the heartbeat renews it
+            await self.leases.acquire(member_lease(self.group, me))
         seen = await self.leases.leases(f"{self.group}-")
         candidates = {
             name.removeprefix(f"{self.group}-member:")
