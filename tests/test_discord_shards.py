@@ -31,6 +31,8 @@ from tmbot.simulator import SimConfig, Simulator
 
 SCALE = 20.0
 SHARDS = 2
+#: what the fake's GET /gateway/bot says: a process spaces its IDENTIFYs 5 s / 4 apart
+MAX_CONCURRENCY = 4
 CONNECTED = re.compile(r"discord shard (\d+) of \d+ (connected|disconnected)")
 
 
@@ -49,7 +51,10 @@ class World:
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     config = SimConfig(time_scale=SCALE, seed=5)
-    async with Simulator(config) as sim, FakeDiscord(shards=SHARDS, default_guild=False) as fake:
+    async with (
+        Simulator(config) as sim,
+        FakeDiscord(shards=SHARDS, default_guild=False, max_concurrency=MAX_CONCURRENCY) as fake,
+    ):
         channels = []
         for shard in range(SHARDS):
             guild = fake.add_guild(f"Guild on shard {shard}", shard=shard)
@@ -310,6 +315,8 @@ async def test_one_process_on_sqlite_holds_every_shard_discord_recommends(world:
         assert all(answers(world.fake, i) == 1 for i in asked)
         assert await bot.stop() == 0, bot.text()[-3000:]
         assert Counter(world.fake.identified_shards()) == Counter({0: 1, 1: 1})
+        first, second = world.fake.identify_times
+        assert second - first >= 5.0 / MAX_CONCURRENCY - 0.05  # Discord's IDENTIFY limit
         assert world.fake.shard_conflicts == []
     finally:
         if bot.proc.returncode is None:

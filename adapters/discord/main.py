@@ -46,6 +46,8 @@ PERMISSIONS = discord.Permissions(
     read_message_history=True,  # replying to a brief message
 )
 SCOPES = ("bot", "applications.commands")
+#: Discord allows ``max_concurrency`` IDENTIFYs per this many seconds
+IDENTIFY_WINDOW = 5.0
 
 
 def invite_url(client_id: str) -> str:
@@ -134,6 +136,9 @@ class DiscordAdapter:
         self._gateway: asyncio.Task[None] | None = None
         self._keeper: ShardKeeper | None = None
         self._count = 1
+        self._identify_lock = asyncio.Lock()
+        self._identify_gap = IDENTIFY_WINDOW
+        self._last_identify = -IDENTIFY_WINDOW
         #: shard -> its client and the task running its gateway
         self._shard_clients: dict[int, tuple[TasteBot, asyncio.Task[None]]] = {}
         self._broken = asyncio.Event()  # a shard's gateway ended by itself
@@ -157,16 +162,17 @@ class DiscordAdapter:
                 "Discord refused DISCORD_TOKEN: copy the bot token again from the "
                 "Developer Portal (your application → Bot)."
             ) from None
-        count = self.shards
-        if self.api_url or count is None:
-            recommended, url, _ = await bot.http.get_bot_gateway()
-            if self.api_url:
-                DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-            count = count or max(1, int(recommended))
-        self._count = count
         engine = self._engine
         if engine is None:
             raise RuntimeError("DiscordAdapter.attach(engine) was not called")
+        count = self.shards
+        if self.api_url or count != 1 or not engine.coordinator.sole:
+            recommended, url, limit = await bot.http.get_bot_gateway()
+            if self.api_url:
+                DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+            count = count or max(1, int(recommended))
+            self._identify_gap = IDENTIFY_WINDOW / max(1, int(limit["max_concurrency"]))
+        self._count = count
         if engine.coordinator.sole and count == 1:
             return await self._start_gateway()
         self._keeper = ShardKeeper(
@@ -198,7 +204,13 @@ class DiscordAdapter:
 
     async def _connect_shard(self, shard: int) -> None:
         """A client for ``shard`` alone; returns once Discord said READY on it."""
-        client = make_bot(self.env, shard_id=shard, shard_count=self._count, sync_commands=False)
+        client = make_bot(
+            self.env,
+            shard_id=shard,
+            shard_count=self._count,
+            sync_commands=False,
+            identify_turn=self._identify_turn,
+        )
         if self._engine is not None:
             client.use(self._engine)
         try:
@@ -219,6 +231,16 @@ class DiscordAdapter:
         self._shard_clients[shard] = (client, task)
         task.add_done_callback(functools.partial(self._ended, shard, client))
         print(f"tmbot: discord shard {shard} of {self._count} connected", flush=True)
+
+    async def _identify_turn(self) -> None:
+        """Space this process's IDENTIFYs by 5 s / ``max_concurrency`` (Discord's limit; an
+        IDENTIFY too soon is answered INVALID_SESSION and retried by discord.py 5 s later)."""
+        async with self._identify_lock:
+            loop = asyncio.get_running_loop()
+            wait = self._last_identify + self._identify_gap - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_identify = loop.time()
 
     def _ended(self, shard: int, client: TasteBot, _task: object) -> None:
         held = self._shard_clients.get(shard)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,7 @@ class Gateway:
     sessions: dict[str, GatewaySession]
     shard_count: int
     shard_conflicts: list[list[int]]
+    identify_times: list[float]
     _changed: asyncio.Condition
     #: cleared: a client's IDENTIFY waits (no READY) until it is set again
     identify_gate: asyncio.Event
@@ -224,6 +226,7 @@ class Gateway:
             await ws.close(code=4005, message=b"Shard already connected.")
             return None
         self.identifies.append({k: v for k, v in d.items() if k != "token"})
+        self.identify_times.append(time.monotonic())
         session = GatewaySession(secrets.token_hex(16), int(d.get("intents", 0)), shard, ws)
         self.sessions[session.session_id] = session
         ready = {

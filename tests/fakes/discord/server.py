@@ -117,11 +117,15 @@ class FakeDiscord(Gateway, EventBuilders):
         default_guild: bool = True,
         heartbeat_interval_ms: int = 41250,
         shards: int = 1,
+        max_concurrency: int = 1,
     ) -> None:
         self.token = token
         #: what GET /gateway/bot recommends; sessions route by their own IDENTIFY's count
         self.shard_count = shards
         self.shard_conflicts: list[list[int]] = []
+        self.max_concurrency = max_concurrency
+        #: time.monotonic() of every accepted IDENTIFY (beside ``identifies``)
+        self.identify_times: list[float] = []
         self.heartbeat_interval_ms = heartbeat_interval_ms
         # The privileged intents switched on for the app in the developer portal.
         self.privileged_intents = PRIVILEGED_INTENTS
@@ -413,7 +417,8 @@ class FakeDiscord(Gateway, EventBuilders):
         return 200, {"url": self.gateway_url}
 
     async def _get_gateway_bot(self, req: Request) -> tuple[int, Any]:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0}
+        limit["max_concurrency"] = self.max_concurrency
         return 200, {
             "url": self.gateway_url,
             "shards": self.shard_count,
