@@ -6,8 +6,8 @@ list, GUILD_CREATE, INTERACTION_CREATE, MESSAGE_CREATE, reactions …) go only t
 identified for shard ``(guild_id >> 22) % count``, DMs to shard 0. An IDENTIFY without
 ``shard`` is shard ``[0, 1]`` (every guild). An IDENTIFY for a shard that a connected session
 already holds is refused with close code 4005 and counted in ``shard_conflicts``: real
-Discord accepts a second session on one shard (``num_shards`` only routes traffic), but a bot
-that does it handles each event twice, so the fake makes it visible. A shard id not below its
+Discord accepts a second session on one shard (``num_shards`` only routes traffic), but that
+is what tmbot's shard leases exist to prevent, so the fake makes it visible. A shard id not below its
 count is refused with 4010 (Invalid shard), as Discord does. ``shard_holders()`` says which
 connected sessions hold which shards.
 """
