@@ -108,6 +108,7 @@ class PostgresCoordinator:
         self._server_settings = server_settings
         self._member = f"{member_name()}:{secrets.token_hex(3)}"
         self._held: set[str] = set()
+        self._named: set[str] = set()  # named leases (Leases): renewed, never idle-released
         self._idle_since: dict[str, float] = {}
         self._valid_until = 0.0  # monotonic: leases held are trusted until then
         self._members: set[str] = {self._member}
@@ -169,6 +170,7 @@ class PostgresCoordinator:
         except Exception:
             log.warning("could not give up this process's lanes; they lapse", exc_info=True)
         self._held.clear()
+        self._named.clear()
         if self._guard_pool is not None:
             await self._guard_pool.close()
             self._guard_pool = None
@@ -252,6 +254,9 @@ class PostgresCoordinator:
         kept = {str(r["lane"]) for r in renewed}
         for lane in sorted(self._held - kept):
             self._drop(lane)
+        for name in sorted(self._named - kept):
+            self._named.discard(name)
+            log.warning("the lease %s lapsed; another process may take it", name)
 
     def _drop(self, lane: str) -> None:
         self._held.discard(lane)
@@ -312,6 +317,48 @@ class PostgresCoordinator:
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _guard_key(name))
                 yield
+
+    # --- named leases (Discord's shards) ----------------------------------------------
+
+    async def leases(self, prefix: str) -> dict[str, str]:
+        rows = await self._pool.fetch(
+            f"SELECT lane, owner FROM lane_leases WHERE starts_with(lane, $1)"  # noqa: S608
+            f" AND expires_at > {_NOW}",
+            prefix,
+        )
+        return {str(r["lane"]): str(r["owner"]) for r in rows}
+
+    async def acquire(self, name: str) -> bool:
+        started = time.monotonic()
+        owner = await self._pool.fetchval(
+            f"""
+            INSERT INTO lane_leases (lane, owner, taken_at, expires_at)
+            VALUES ($1, $2, {_NOW}, {_NOW} + $3)
+            ON CONFLICT (lane) DO UPDATE SET
+                owner = excluded.owner, taken_at = excluded.taken_at,
+                expires_at = excluded.expires_at
+            WHERE lane_leases.expires_at < excluded.taken_at
+               OR lane_leases.owner = excluded.owner
+            RETURNING owner
+            """,  # noqa: S608
+            name,
+            self._member,
+            LEASE,
+        )
+        if owner is None:
+            return False
+        self._named.add(name)
+        self._valid_until = max(self._valid_until, started + LEASE - HEARTBEAT)
+        return True
+
+    async def release(self, name: str) -> None:
+        self._named.discard(name)
+        await self._pool.execute(
+            "DELETE FROM lane_leases WHERE lane = $1 AND owner = $2", name, self._member
+        )
+
+    def holds(self, name: str) -> bool:
+        return name in self._named and time.monotonic() < self._valid_until
 
     # --- outbox claims -------------------------------------------------------------------
 

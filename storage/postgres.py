@@ -79,7 +79,8 @@ log = logging.getLogger(__name__)
 SCHEMES = ("postgresql", "postgres")
 
 #: The first key of every advisory lock tmbot takes (``pg_try_advisory_lock(int, int)``);
-#: the second says which lock. Lane and shard leases will add their own second keys.
+#: the second says which lock. Lanes and Discord's shards are lease rows (``lane_leases``,
+#: :mod:`storage.lanes`), not advisory locks, so they need no key here.
 LOCK_CLASS = 0x746D6274  # "tmbt"
 ENGINE_LOCK = 1  # engines share it; migrate-db takes it alone
 MIGRATION_LOCK = 2  # held (per transaction) while a migration is applied

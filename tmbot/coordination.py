@@ -33,6 +33,7 @@ class SoleCoordinator:
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._member = member_name()
+        self._named: set[str] = set()
 
     @property
     def sole(self) -> bool:
@@ -80,3 +81,16 @@ class SoleCoordinator:
 
     async def poke(self, platform: str) -> None:
         return None
+
+    async def leases(self, prefix: str) -> dict[str, str]:
+        return {name: self._member for name in self._named if name.startswith(prefix)}
+
+    async def acquire(self, name: str) -> bool:
+        self._named.add(name)
+        return True
+
+    async def release(self, name: str) -> None:
+        self._named.discard(name)
+
+    def holds(self, name: str) -> bool:
+        return name in self._named

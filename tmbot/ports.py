@@ -239,7 +239,31 @@ class Store(Protocol):
         newest failures (read only)."""
 
 
-class Coordinator(Protocol):
+class Leases(Protocol):
+    """Named leases beside the lanes: things one live process at a time holds for as long
+    as it runs (Discord's gateway shards, :mod:`tmbot.shards`). Held leases are renewed with
+    the lanes and given up on close; a process that dies loses them after a lease's time.
+    ``sole`` coordinators grant every one at once."""
+
+    @property
+    def member(self) -> str:
+        """This process as the store knows it (``pid@host:…``)."""
+
+    async def leases(self, prefix: str) -> dict[str, str]:
+        """The live leases whose names start with ``prefix``: name -> holder (a member)."""
+
+    async def acquire(self, name: str) -> bool:
+        """Hold ``name`` if it is free, lapsed or already this process's: True when held."""
+
+    async def release(self, name: str) -> None:
+        """Give ``name`` up (others may take it at once)."""
+
+    def holds(self, name: str) -> bool:
+        """Whether this process holds ``name`` now (False once its renewal may have
+        lapsed)."""
+
+
+class Coordinator(Leases, Protocol):
     """Who does what when several processes share one store (issue 14, item 3).
 
     A key's *lane* (``provider:hash-of-the-secret``, what the scheduler keeps its limits for)

@@ -115,11 +115,18 @@ class TasteBot(discord.Client):
         *,
         guild_id: int | None = None,
         message_content: bool = False,
+        sync_commands: bool = True,
+        identify_turn: Callable[[], Awaitable[None]] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(intents=intents(message_content=message_content), **options)
         self.tree = app_commands.CommandTree(self)
         self.guild_id = guild_id
+        #: False for a shard's client: the process's main client syncs the commands once
+        self.sync_commands = sync_commands
+        #: awaited before each IDENTIFY: the process's clients take turns (Discord allows
+        #: ``max_concurrency`` IDENTIFYs per 5 s for the whole bot)
+        self.identify_turn = identify_turn
         self.message_content = message_content
         self.notifier = DiscordNotifier(self)
         self._engine: Engine | None = None
@@ -147,8 +154,15 @@ class TasteBot(discord.Client):
         await self.notifier.close()
         await super().close()
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await super().before_identify_hook(shard_id, initial=initial)
+        if self.identify_turn is not None:
+            await self.identify_turn()
+
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
+        if not self.sync_commands:
+            return
         if self.guild_id is not None:
             guild = discord.Object(self.guild_id)
             self.tree.copy_global_to(guild=guild)

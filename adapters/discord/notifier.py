@@ -196,7 +196,12 @@ class DiscordNotifier:
         self, gen: Generation, channel_id: str, message_id: int
     ) -> discord.Thread | None:
         """A thread from the card; None in DMs or where the bot may not make one."""
-        channel = self.client.get_channel(int(channel_id))
+        channel: object = self.client.get_channel(int(channel_id))
+        if channel is None:  # not in this client's cache (a process holding no shard): ask
+            try:
+                channel = await self.client.fetch_channel(int(channel_id))
+            except (discord.NotFound, discord.Forbidden):
+                return None
         if not isinstance(channel, discord.TextChannel):
             return None
         name = render.cut(gen.spec.brief.replace("\n", " ") or "tmbot", THREAD_NAME_MAX)
@@ -280,6 +285,7 @@ class DiscordNotifier:
             channel = self._messageable(self._results_channel(gen, notice))
             sent = await self._send_image(event, channel)
             link = MessageLink(PLATFORM, str(sent.channel.id), str(sent.id), gen.id, "image")
+            log.info("posted the image of %s in channel %s", gen.id, sent.channel.id)
             await notice.record(link)
             made.append(link)
         self._settle(gen.id)

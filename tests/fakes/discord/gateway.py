@@ -1,10 +1,24 @@
-"""The fake's gateway: HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, dispatches."""
+"""The fake's gateway: HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, dispatches.
+
+**Shards.** ``shard_count`` (what ``GET /gateway/bot`` recommends) and each IDENTIFY's
+``shard: [id, count]`` route events as Discord does: a guild's dispatches (READY's guild
+list, GUILD_CREATE, INTERACTION_CREATE, MESSAGE_CREATE, reactions …) go only to the sessions
+identified for shard ``(guild_id >> 22) % count``, DMs to shard 0. An IDENTIFY without
+``shard`` is shard ``[0, 1]`` (every guild). An IDENTIFY for a shard that a connected session
+already holds is refused with close code 4005 and counted in ``shard_conflicts``: real
+Discord accepts a second session on one shard (``num_shards`` only routes traffic), but that
+is what tmbot's shard leases exist to prevent, so the fake makes it visible. A shard id not below its
+count is refused with 4010 (Invalid shard), as Discord does. ``shard_holders()`` says which
+connected sessions hold which shards.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +53,9 @@ class Gateway:
     guilds: dict[int, FakeGuild]
     identifies: list[JSON]
     sessions: dict[str, GatewaySession]
+    shard_count: int
+    shard_conflicts: list[list[int]]
+    identify_times: list[float]
     _changed: asyncio.Condition
     #: cleared: a client's IDENTIFY waits (no READY) until it is set again
     identify_gate: asyncio.Event
@@ -63,6 +80,42 @@ class Gateway:
         assert session is not None
         return session
 
+    @staticmethod
+    def shard_of(guild_id: int | None, count: int) -> int:
+        """Discord's sharding formula; DMs are shard 0."""
+        return 0 if guild_id is None else (guild_id >> 22) % count
+
+    @staticmethod
+    def _guild_id(event: str, data: JSON) -> int | None:
+        raw = data.get("id") if event.startswith("GUILD_") and "guild_id" not in data else None
+        raw = data.get("guild_id", raw)
+        return int(raw) if raw is not None else None
+
+    def _routes_to(self, session: GatewaySession, guild_id: int | None) -> bool:
+        shard, count = session.shard
+        return self.shard_of(guild_id, count) == shard
+
+    def shard_holders(self) -> dict[int, list[str]]:
+        """Shard id -> the connected, ready sessions identified for it (with this fake's
+        ``shard_count``)."""
+        held: dict[int, list[str]] = {}
+        for session in self.sessions.values():
+            if session.ready and session.ws is not None and not session.ws.closed:
+                held.setdefault(session.shard[0], []).append(session.session_id)
+        return held
+
+    def identified_shards(self) -> list[int]:
+        """The shard of every IDENTIFY accepted so far, in order."""
+        return [int((d.get("shard") or [0, 1])[0]) for d in self.identifies]
+
+    async def wait_shards(
+        self, predicate: Callable[[dict[int, list[str]]], bool], timeout: float = 30.0
+    ) -> dict[int, list[str]]:
+        """Wait until ``predicate(shard_holders())`` holds; the holders then."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: predicate(self.shard_holders()))
+        return self.shard_holders()
+
     async def dispatch(self, event: str, data: JSON, *, raw: bool = False) -> int:
         """Send a DISPATCH to every connected, ready client; returns how many got it.
 
@@ -77,8 +130,9 @@ class Gateway:
 
     async def _emit(self, event: str, data: JSON, *, raw: bool = False) -> int:
         delivered = 0
+        guild_id = self._guild_id(event, data)
         for session in list(self.sessions.values()):
-            if not (session.ready and session.ws):
+            if not (session.ready and session.ws) or not self._routes_to(session, guild_id):
                 continue
             payload = data if raw else intent_allows(session.intents, event, data, self.bot.id)
             if payload is None:
@@ -157,17 +211,32 @@ class Gateway:
         if d.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return None
-        self.identifies.append({k: v for k, v in d.items() if k != "token"})
         if int(d.get("intents", 0)) & PRIVILEGED_INTENTS & ~self.privileged_intents:
             await ws.close(code=4014, message=b"Disallowed intent(s).")
             return None
-        shard = list(d.get("shard") or [0, 1])
+        shard = [int(n) for n in d.get("shard") or [0, 1]]
+        if not 0 <= shard[0] < shard[1]:
+            await ws.close(code=4010, message=b"Invalid shard.")
+            return None
+        if any(
+            other.shard == shard and other.ready and other.ws is not None and not other.ws.closed
+            for other in self.sessions.values()
+        ):
+            self.shard_conflicts.append(shard)
+            await ws.close(code=4005, message=b"Shard already connected.")
+            return None
+        self.identifies.append({k: v for k, v in d.items() if k != "token"})
+        self.identify_times.append(time.monotonic())
         session = GatewaySession(secrets.token_hex(16), int(d.get("intents", 0)), shard, ws)
         self.sessions[session.session_id] = session
         ready = {
             "v": 10,
             "user": self._me(),
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+            "guilds": [
+                {"id": str(g), "unavailable": True}
+                for g in self.guilds
+                if self._routes_to(session, g)
+            ],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -183,7 +252,8 @@ class Gateway:
         }
         await self._send_dispatch(session, "READY", ready)
         for guild in self.guilds.values():
-            await self._send_dispatch(session, "GUILD_CREATE", guild.payload())
+            if self._routes_to(session, guild.id):
+                await self._send_dispatch(session, "GUILD_CREATE", guild.payload())
         async with self._changed:
             session.ready = True
             self._changed.notify_all()

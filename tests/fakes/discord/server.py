@@ -116,8 +116,16 @@ class FakeDiscord(Gateway, EventBuilders):
         bot_name: str = "tmbot",
         default_guild: bool = True,
         heartbeat_interval_ms: int = 41250,
+        shards: int = 1,
+        max_concurrency: int = 1,
     ) -> None:
         self.token = token
+        #: what GET /gateway/bot recommends; sessions route by their own IDENTIFY's count
+        self.shard_count = shards
+        self.shard_conflicts: list[list[int]] = []
+        self.max_concurrency = max_concurrency
+        #: time.monotonic() of every accepted IDENTIFY (beside ``identifies``)
+        self.identify_times: list[float] = []
         self.heartbeat_interval_ms = heartbeat_interval_ms
         # The privileged intents switched on for the app in the developer portal.
         self.privileged_intents = PRIVILEGED_INTENTS
@@ -166,8 +174,13 @@ class FakeDiscord(Gateway, EventBuilders):
         owner: FakeUser | None = None,
         premium_tier: int = 0,
         filesize_limit: int | None = None,
+        shard: int | None = None,
     ) -> FakeGuild:
-        guild = FakeGuild(self.snowflake(), name, (owner or self.owner).id, self.snowflake)
+        """A guild; ``shard``: one whose id falls on that shard of ``shard_count``."""
+        guild_id = self.snowflake()
+        while shard is not None and self.shard_of(guild_id, self.shard_count) != shard:
+            guild_id = self.snowflake()
+        guild = FakeGuild(guild_id, name, (owner or self.owner).id, self.snowflake)
         guild.premium_tier = premium_tier
         if filesize_limit is not None:
             guild.filesize_limit = filesize_limit
@@ -404,8 +417,13 @@ class FakeDiscord(Gateway, EventBuilders):
         return 200, {"url": self.gateway_url}
 
     async def _get_gateway_bot(self, req: Request) -> tuple[int, Any]:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0}
+        limit["max_concurrency"] = self.max_concurrency
+        return 200, {
+            "url": self.gateway_url,
+            "shards": self.shard_count,
+            "session_start_limit": limit,
+        }
 
     def _me(self) -> JSON:
         return {
