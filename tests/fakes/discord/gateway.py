@@ -7,9 +7,9 @@ identified for shard ``(guild_id >> 22) % count``, DMs to shard 0. An IDENTIFY w
 ``shard`` is shard ``[0, 1]`` (every guild). An IDENTIFY for a shard that a connected session
 already holds is refused with close code 4005 and counted in ``shard_conflicts``: real
 Discord accepts a second session on one shard (``num_shards`` only routes traffic), but that
-is what tmbot's shard leases exist to prevent, so the fake makes it visible. A shard id not below its
-count is refused with 4010 (Invalid shard), as Discord does. ``shard_holders()`` says which
-connected sessions hold which shards.
+is what tmbot's shard leases exist to prevent, so the fake makes it visible. A shard id not
+below its count is refused with 4010 (Invalid shard), as Discord does. ``shard_holders()``
+says which connected sessions hold which shards.
 """
 
 from __future__ import annotations
