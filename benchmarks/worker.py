@@ -17,10 +17,12 @@ from typing import Any
 
 from benchmarks import baseline, ours
 from benchmarks.scenarios import Scenario, scenarios
+from tmbot import heap
 
 
 async def run_side(side: str, scenario: Scenario, url: str, scale: float) -> dict[str, Any]:
     if side == "ours":
+        heap.settle()  # as ``tmbot run`` does for the bot's process
         with tempfile.TemporaryDirectory(prefix="tmbot-bench-") as tmp:
             return await ours.run(scenario, url, scale, Path(tmp))
     return await baseline.run(scenario, url, scale)

@@ -22,7 +22,7 @@ from storage import Database, database, open_store
 from storage import postgres as pg
 from storage.sqlite import DEFAULT_DATABASE_URL, SqliteStore, latest_schema, stored_schema
 from storage.transfer import key_file_hint, migrate_database
-from tmbot import doctor
+from tmbot import doctor, heap
 from tmbot.config import Config
 from tmbot.domain import ApiKey, ProviderName
 from tmbot.errors import ConfigError, EngineLockLost, TmbotError
@@ -445,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate_db(config, args))
         if args.command == "sim":
             return asyncio.run(_sim(args))
+        if args.command in ("discord", "demo", "slack", "run", "console", None):
+            heap.settle()  # a bot process that runs for long (tmbot.heap)
         if args.command == "discord":
             return _discord(config, args, redactor)
         if args.command == "demo":
