@@ -181,8 +181,11 @@ class SlackHandlers:
         try:
             reply = await action()
         except TmbotError as err:
+            log.info("refused (%s); told privately", type(err).__name__)
             await say(error_text(err))
             return None
+        if isinstance(reply, GenerationAccepted) and reply.duplicate:
+            log.info("generation %s was already asked for; counted once", reply.generation.id)
         if isinstance(reply, GenerationAccepted | DeleteAccepted):
             return reply  # the card says it
         if not isinstance(reply, KeyFormRequested):
@@ -215,7 +218,7 @@ class SlackHandlers:
         else:
             await ack()
         trigger = str(command.get("trigger_id") or "")
-        if trigger and not await self.engine.first_time("slack-trigger", trigger):
+        if trigger and not await self._first_time("slack-trigger", trigger):
             return
 
         async def say(message: str) -> None:
@@ -279,9 +282,18 @@ class SlackHandlers:
 
     # --- the Events API --------------------------------------------------------------------
 
+    async def _first_time(self, scope: str, key: str, *, shown: str | None = None) -> bool:
+        """Whether this request is new: the store remembers it (across restarts and every
+        process sharing the store), so a retry or a double delivery does nothing twice.
+        ``shown``: how the log names it (a trigger id is not logged)."""
+        if await self.engine.first_time(scope, key):
+            return True
+        log.info("%s %s seen before; not acted on again", scope, shown or "request")
+        return False
+
     async def _first(self, body: Body) -> bool:
         event_id = str(body.get("event_id") or "")
-        return not event_id or await self.engine.first_time("slack-event", event_id)
+        return not event_id or await self._first_time("slack-event", event_id, shown=event_id)
 
     async def _event_actor(self, body: Body, event: Body) -> Actor:
         team = str(body.get("team_id") or event.get("team") or "")
@@ -406,7 +418,7 @@ class SlackHandlers:
             await self._restarting({"channel": channel, "user": (body.get("user") or {}).get("id")})
             return
         key = f"{body.get('trigger_id')}|{action.get('action_ts')}"
-        if not await self.engine.first_time("slack-action", key):
+        if not await self._first_time("slack-action", key):
             return
         generation_id = str(action.get("value") or "")
         actor = await self._interaction_actor(body)
