@@ -97,7 +97,16 @@ class Fleet:
 
 
 @asynccontextmanager
-async def fleet(pg_url: str, tmp_path: Path, *, scale: float) -> AsyncIterator[Fleet]:
+async def fleet(
+    pg_url: str,
+    tmp_path: Path,
+    *,
+    scale: float,
+    socket_mode: bool = False,
+    processes: int = PROCESSES,
+) -> AsyncIterator[Fleet]:
+    """``processes`` × ``tmbot run`` on one database: HTTP mode, each on its own port, or
+    (``socket_mode``) each with its own Socket Mode connection to the fake."""
     async with FakeSlack() as fake, sim_process("--time-scale", f"{scale:g}") as sim:
         people(fake)
         env = bot_env(
@@ -115,18 +124,25 @@ async def fleet(pg_url: str, tmp_path: Path, *, scale: float) -> AsyncIterator[F
         env["TMBOT_DATABASE_URL"] = pg_url
         env = {k: v for k, v in env.items() if not k.startswith(("DISCORD_", "PORT"))}
         env.pop("SLACK_APP_TOKEN", None)
+        args = ["--http", "--port", "0", "--host", "127.0.0.1"]
+        if socket_mode:
+            env["SLACK_APP_TOKEN"] = fake.app_token
+            args = []
         bots: list[BotProcess] = []
         try:
-            for _ in range(PROCESSES):
-                bots.append(await start_run(env, "--http", "--port", "0", "--host", "127.0.0.1"))
+            for _ in range(processes):
+                bots.append(await start_run(env, *args))
             urls = []
             for bot in bots:
+                if socket_mode:
+                    await bot.wait_line(r"tmbot run: ready \(Socket Mode\)")
+                    continue
                 line = (await bot.wait_line(r"listening on "))[0]
                 match = LISTENING.search(line)
                 assert match, line
                 urls.append(match.group(1))
                 await bot.wait_line(r"tmbot run: ready \(HTTP mode\)")
-            assert len(set(urls)) == PROCESSES
+            assert len(set(urls)) == (0 if socket_mode else processes)
             yield Fleet(fake, sim, bots, urls)
         finally:
             for bot in bots:
@@ -351,3 +367,60 @@ async def test_a_process_killed_mid_burst_loses_nothing_and_resubmits_nothing(
     print(f"429s after the takeover: {stats['rate_limited']}")
     rows = await generations(pg_url)
     assert len(rows) == BRIEFS and {r["status"] for r in rows} == {"delivered"}
+
+
+async def test_socket_mode_processes_share_the_envelopes_and_a_retry_elsewhere_counts_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Two processes in Socket Mode, each with its own connection: Slack sends each
+    envelope to one of an app's connections, so each process answers what it is sent, and
+    an event retried on the other connection is recognised in the shared store."""
+    async with fleet(pg_url, tmp_path, scale=10.0, socket_mode=True, processes=2) as f:
+        fake = f.fake
+        await fake.wait_socket_connected(2, timeout=30)
+
+        async def slash(text: str, connection: int, user: str = ALICE) -> dict[str, Any]:
+            fields = payloads.slash_command(
+                "/taste", text, user_id=user, response_url=fake.new_response_url()
+            )
+            envelope = payloads.socket_envelope("slash_commands", fields)
+            ack = await fake.socket_send(envelope, timeout=15, connection=connection)
+            return dict(ack.get("payload") or {})
+
+        mark = fake.mark()
+        await slash(f"team key {TEAM_KEY}", 0, user=BOSS)
+        await fake.wait_for_call(
+            "response_url", lambda c: "Saved the team" in str(c.params.get("text")), after=mark
+        )
+        mark = fake.mark()
+        for n in (0, 1):
+            assert await slash(f"a lantern number {n}", n) == {
+                "response_type": "ephemeral",
+                "text": ACK_TEXT,
+            }
+        text = f"<@{BOT_USER_ID}> a snowy owl on a fence post"
+        said = fake.add_user_message(GENERAL, ALICE, text)
+        callback = payloads.event_callback(
+            payloads.app_mention_event(text, ts=said.ts), event_id="Ev0SOCKET001"
+        )
+        await fake.socket_send(payloads.socket_envelope("events_api", callback), connection=0)
+        retried = payloads.socket_envelope(
+            "events_api", callback, retry_attempt=1, retry_reason="timeout"
+        )
+        await fake.socket_send(retried, connection=1)
+        await said_by_any(f, r"slack-event Ev0SOCKET001 seen before")
+        await fake.wait_for(lambda _: len(f.uploads()) >= 3, timeout=60)
+        codes = await f.stop()
+        stats = (await f.sim.stats())["totals"]
+        cards = f.cards(after=mark)
+        uploads = f.uploads()
+        everything = f.said()
+    assert codes == [0, 0], everything
+    assert len(cards) == 3
+    threads = [c.params.get("thread_ts") for c in cards]
+    assert threads.count(said.ts) == 1 and threads.count(None) == 2
+    card_ts = [str(c.response["ts"]) for c in cards if c.params.get("thread_ts") is None]
+    assert collections.Counter(uploads) == {
+        (GENERAL, ts): 1 for ts in [*card_ts, said.ts]
+    }  # fmt: skip
+    assert stats["tasks_created"] == 3
