@@ -207,13 +207,25 @@ async def test_a_burst_round_robin_over_three_processes_keeps_the_limits_and_pos
     started = time.monotonic()
     async with fleet(pg_url, tmp_path, scale=10.0) as f:
         await bind_team_key(f)
+        mark = f.fake.mark()
         cards = await burst(f)
         await f.fake.wait_for(lambda _: len(f.uploads()) >= BRIEFS, timeout=120)
         codes = await f.stop()
         stats = (await f.sim.stats())["totals"]
         said = f.said()
         uploads = f.uploads()
+        per_card = collections.Counter(
+            str(c.params.get("ts")) for c in f.fake.calls_to("chat.update") if c.ok
+        )
+        methods = collections.Counter(c.method for c in f.fake.calls if c.seq > mark)
+        web_calls = len([c for c in f.fake.calls if c.seq > mark and c.method != "response_url"])
     assert codes == [0] * PROCESSES, said
+    # the card's edits stay coalesced though a generation's events may be handed over by
+    # more than one process: two progress edits at most, and the final one
+    assert set(per_card) == set(cards.values()) and max(per_card.values()) <= 3, per_card
+    # a burst asks Slack who alice is and whether the bot is in the channel once per
+    # process (the requests arriving together share the look-up in flight)
+    assert methods["users.info"] <= PROCESSES and methods["conversations.info"] <= PROCESSES
     # each image once, in its own card's thread in the channel the brief came from
     assert collections.Counter(uploads) == {(GENERAL, ts): 1 for ts in cards.values()}
     assert stats["tasks_created"] == BRIEFS
@@ -221,7 +233,10 @@ async def test_a_burst_round_robin_over_three_processes_keeps_the_limits_and_pos
     assert 1 < stats["max_concurrent_seen"] <= 10
     rows = await generations(pg_url)
     assert len(rows) == BRIEFS and {r["status"] for r in rows} == {"delivered"}
-    print(f"burst over three Slack processes: {time.monotonic() - started:.1f} s")
+    print(
+        f"burst over three Slack processes: {time.monotonic() - started:.1f} s, "
+        f"{web_calls / BRIEFS:.2f} Slack calls per image ({dict(methods)})"
+    )
 
 
 async def test_an_event_retried_to_another_process_makes_one_image(

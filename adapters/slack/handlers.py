@@ -8,12 +8,13 @@ durable ``first_time``, so they hold across a restart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
@@ -41,6 +42,7 @@ from tmbot import (
 log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
+T = TypeVar("T")
 Say = Callable[[str], Awaitable[None]]
 
 REGENERATE = frozenset({"repeat", "arrows_counterclockwise", "arrows_clockwise"})
@@ -116,6 +118,7 @@ class SlackHandlers:
         self._monotonic = monotonic
         self._people: dict[tuple[str, str], _Person] = {}
         self._members: dict[str, float] = {}
+        self._asking: dict[tuple[str, ...], asyncio.Future[Any]] = {}
 
     def register(self, app: AsyncApp) -> None:
         app.command(self.command)(self.on_command)
@@ -132,21 +135,8 @@ class SlackHandlers:
         """Admin = workspace admin or owner (users.info, cached for a few minutes)."""
         tenant = tenant_for(team_id, enterprise_id)
         person = self._people.get((tenant, user_id))
-        now = self._monotonic()
-        if person is None or person.expires < now:
-            is_admin, name = False, user_id
-            try:
-                info = await self.client.users_info(user=user_id)
-                user = info["user"]
-                is_admin = bool(user.get("is_admin") or user.get("is_owner"))
-                profile = user.get("profile") or {}
-                name = str(
-                    profile.get("display_name") or user.get("real_name") or user.get("name") or ""
-                )
-                name = name or user_id
-            except SlackApiError as exc:
-                log.warning("users.info failed for %s: %s", user_id, slack_error(exc))
-            person = _Person(now + ADMIN_TTL, is_admin, name)
+        if person is None or person.expires < self._monotonic():
+            person = await self._once(("user", tenant, user_id), lambda: self._person(user_id))
             self._people[(tenant, user_id)] = person
         return Actor(
             platform=PLATFORM,
@@ -156,6 +146,37 @@ class SlackHandlers:
             display_name=person.name,
         )
 
+    async def _person(self, user_id: str) -> _Person:
+        is_admin, name = False, user_id
+        try:
+            info = await self.client.users_info(user=user_id)
+            user = info["user"]
+            is_admin = bool(user.get("is_admin") or user.get("is_owner"))
+            profile = user.get("profile") or {}
+            name = str(
+                profile.get("display_name") or user.get("real_name") or user.get("name") or ""
+            )
+            name = name or user_id
+        except SlackApiError as exc:
+            log.warning("users.info failed for %s: %s", user_id, slack_error(exc))
+        return _Person(self._monotonic() + ADMIN_TTL, is_admin, name)
+
+    async def _once(self, key: tuple[str, ...], ask: Callable[[], Awaitable[T]]) -> T:
+        """One look-up per ``key`` at a time: requests arriving together (a burst) share
+        the one in flight instead of each asking Slack."""
+        running = self._asking.get(key)
+        if running is None:
+            running = asyncio.ensure_future(ask())
+            self._asking[key] = running
+
+            def done(finished: asyncio.Future[Any]) -> None:
+                if self._asking.get(key) is finished:
+                    del self._asking[key]
+
+            running.add_done_callback(done)
+        answer: T = await asyncio.shield(running)
+        return answer
+
     async def is_member(self, channel: str) -> bool:
         """Whether the bot can post in ``channel`` (DMs with the app: always)."""
         if channel.startswith("D"):
@@ -163,6 +184,9 @@ class SlackHandlers:
         until = self._members.get(channel)
         if until is not None and until > self._monotonic():
             return True
+        return await self._once(("channel", channel), lambda: self._ask_member(channel))
+
+    async def _ask_member(self, channel: str) -> bool:
         try:
             info = await self.client.conversations_info(channel=channel)
         except SlackApiError as exc:
