@@ -225,7 +225,9 @@ async def test_a_burst_round_robin_over_three_processes_keeps_the_limits_and_pos
     assert set(per_card) == set(cards.values()) and max(per_card.values()) <= 3, per_card
     # a burst asks Slack who alice is and whether the bot is in the channel once per
     # process (the requests arriving together share the look-up in flight)
-    assert methods["users.info"] <= PROCESSES and methods["conversations.info"] <= PROCESSES
+    assert methods["users.info"] <= PROCESSES and methods["conversations.info"] <= PROCESSES, (
+        methods
+    )
     # each image once, in its own card's thread in the channel the brief came from
     assert collections.Counter(uploads) == {(GENERAL, ts): 1 for ts in cards.values()}
     assert stats["tasks_created"] == BRIEFS

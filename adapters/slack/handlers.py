@@ -136,8 +136,9 @@ class SlackHandlers:
         tenant = tenant_for(team_id, enterprise_id)
         person = self._people.get((tenant, user_id))
         if person is None or person.expires < self._monotonic():
-            person = await self._once(("user", tenant, user_id), lambda: self._person(user_id))
-            self._people[(tenant, user_id)] = person
+            person = await self._once(
+                ("user", tenant, user_id), lambda: self._person(tenant, user_id)
+            )
         return Actor(
             platform=PLATFORM,
             tenant=tenant,
@@ -146,7 +147,9 @@ class SlackHandlers:
             display_name=person.name,
         )
 
-    async def _person(self, user_id: str) -> _Person:
+    async def _person(self, tenant: str, user_id: str) -> _Person:
+        """Asks Slack, and caches the answer before anyone waiting for it resumes (so a
+        request arriving in between finds it)."""
         is_admin, name = False, user_id
         try:
             info = await self.client.users_info(user=user_id)
@@ -159,7 +162,10 @@ class SlackHandlers:
             name = name or user_id
         except SlackApiError as exc:
             log.warning("users.info failed for %s: %s", user_id, slack_error(exc))
-        return _Person(self._monotonic() + ADMIN_TTL, is_admin, name)
+        person = self._people[(tenant, user_id)] = _Person(
+            self._monotonic() + ADMIN_TTL, is_admin, name
+        )
+        return person
 
     async def _once(self, key: tuple[str, ...], ask: Callable[[], Awaitable[T]]) -> T:
         """One look-up per ``key`` at a time: requests arriving together (a burst) share
