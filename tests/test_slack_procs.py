@@ -40,7 +40,8 @@ BRIEF = re.compile(r"a poster number (\d\d)")
 
 @dataclass
 class Fleet:
-    """Three ``tmbot run --http`` processes and what they talk to."""
+    """The ``tmbot run`` processes (with their endpoints in HTTP mode) and what they talk
+    to."""
 
     fake: FakeSlack
     sim: SimProcess
@@ -52,13 +53,10 @@ class Fleet:
         """Process ``n``'s endpoint; None: the next one round-robin (the load balancer)."""
         return self.urls[next(self.turn) % len(self.urls) if n is None else n]
 
-    async def slash(
-        self, text: str, *, to: int | None = None, user: str = ALICE, trigger: str | None = None
-    ) -> AppAnswer:
+    async def slash(self, text: str, *, to: int | None = None, user: str = ALICE) -> AppAnswer:
         fields = payloads.slash_command(
-            "/taste", text, user_id=user, response_url=self.fake.new_response_url(),
-            trigger_id=trigger,
-        )  # fmt: skip
+            "/taste", text, user_id=user, response_url=self.fake.new_response_url()
+        )
         return await post(self.pick(to), payloads.signed_form(SECRET, fields))
 
     async def event(
