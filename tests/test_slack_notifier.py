@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.slack.app import web_client
+from adapters.slack.app import progress_slot, web_client
 from adapters.slack.notifier import SlackNotifier
 from tests.fakes.slack import GENERAL, FakeSlack
 from tests.harness import running_bot
@@ -124,3 +124,45 @@ async def test_progress_edits_are_coalesced(fake: FakeSlack, make_bot: Any) -> N
     edits = len(fake.calls_to("chat.update")) - before
     assert edits == 2  # one every 3 s at most, two per generation at most
     assert ALICE not in "".join(c.everything() for c in fake.calls_to("chat.update")[before:])
+
+
+async def test_two_notifiers_sharing_a_store_make_two_progress_edits_between_them(
+    fake: FakeSlack, make_bot: Any
+) -> None:
+    """As two processes would, each with its own memory, handing over one generation's
+    progress events in turn: the slots in the store keep the cap for the card."""
+    clock = [0.0]
+    async with slack_rig(make_bot, fake) as rig:
+        mark = fake.mark()
+        await rig.slash(f"key {ALICE_KEY}")
+        await rig.ephemeral(after=mark)
+        mark = fake.mark()
+        await rig.slash("a teapot")
+        card = await rig.card(after=mark)
+        await rig.done(str(card.response["ts"]))
+        await rig.bot.settled()
+        gen = await rig.bot.engine.generation_for_message("slack", GENERAL, card.response["ts"])
+        assert gen is not None
+        links = tuple(await rig.bot.store.messages_for_generation(gen.id))
+        notifiers = [
+            SlackNotifier(
+                web_client(fake.bot_token, fake.api_url),
+                min_edit_interval=3.0,
+                max_progress_edits=2,
+                monotonic=lambda: clock[0],
+            )
+            for _ in range(2)
+        ]
+        for notifier in notifiers:
+            notifier.progress_slot = progress_slot(rig.bot.engine)
+
+        async def record(link: MessageLink) -> None:
+            pass
+
+        notice = Notice(links=links, record=record)
+        before = len(fake.calls_to("chat.update"))
+        for step in range(8):  # eight progress events, 4 s apart, each process in turn
+            clock[0] += 4.0
+            await notifiers[step % 2].notify(Queued(gen, step + 1), notice)
+        edits = len(fake.calls_to("chat.update")) - before
+    assert edits == 2  # not two per process

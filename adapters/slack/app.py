@@ -11,7 +11,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.handlers import SlackHandlers
-from adapters.slack.notifier import KeyLabel
+from adapters.slack.notifier import KeyLabel, ProgressSlot
 from tmbot import Engine, Generation, KeyScope
 
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -59,3 +59,20 @@ def key_label(engine: Engine) -> KeyLabel:
         return f"{whose} {binding.fingerprint}"
 
     return label
+
+
+#: how long a generation's progress-edit slots are kept (its progress is long over by then)
+PROGRESS_SLOT_TTL = 3600.0
+
+
+def progress_slot(engine: Engine) -> ProgressSlot:
+    """Progress edit ``n`` of a generation, taken once in the shared store (several
+    processes may hand over one generation's events, so the per-card cap holds across
+    them)."""
+
+    async def take(generation_id: str, n: int) -> bool:
+        return await engine.first_time(
+            "slack-progress", f"{generation_id}#{n}", ttl=PROGRESS_SLOT_TTL
+        )
+
+    return take

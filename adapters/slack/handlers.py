@@ -8,12 +8,13 @@ durable ``first_time``, so they hold across a restart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
@@ -41,6 +42,7 @@ from tmbot import (
 log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
+T = TypeVar("T")
 Say = Callable[[str], Awaitable[None]]
 
 REGENERATE = frozenset({"repeat", "arrows_counterclockwise", "arrows_clockwise"})
@@ -116,6 +118,7 @@ class SlackHandlers:
         self._monotonic = monotonic
         self._people: dict[tuple[str, str], _Person] = {}
         self._members: dict[str, float] = {}
+        self._asking: dict[tuple[str, ...], asyncio.Future[Any]] = {}
 
     def register(self, app: AsyncApp) -> None:
         app.command(self.command)(self.on_command)
@@ -132,22 +135,10 @@ class SlackHandlers:
         """Admin = workspace admin or owner (users.info, cached for a few minutes)."""
         tenant = tenant_for(team_id, enterprise_id)
         person = self._people.get((tenant, user_id))
-        now = self._monotonic()
-        if person is None or person.expires < now:
-            is_admin, name = False, user_id
-            try:
-                info = await self.client.users_info(user=user_id)
-                user = info["user"]
-                is_admin = bool(user.get("is_admin") or user.get("is_owner"))
-                profile = user.get("profile") or {}
-                name = str(
-                    profile.get("display_name") or user.get("real_name") or user.get("name") or ""
-                )
-                name = name or user_id
-            except SlackApiError as exc:
-                log.warning("users.info failed for %s: %s", user_id, slack_error(exc))
-            person = _Person(now + ADMIN_TTL, is_admin, name)
-            self._people[(tenant, user_id)] = person
+        if person is None or person.expires < self._monotonic():
+            person = await self._once(
+                ("user", tenant, user_id), lambda: self._person(tenant, user_id)
+            )
         return Actor(
             platform=PLATFORM,
             tenant=tenant,
@@ -156,6 +147,42 @@ class SlackHandlers:
             display_name=person.name,
         )
 
+    async def _person(self, tenant: str, user_id: str) -> _Person:
+        """Asks Slack, and caches the answer before anyone waiting for it resumes (so a
+        request arriving in between finds it)."""
+        is_admin, name = False, user_id
+        try:
+            info = await self.client.users_info(user=user_id)
+            user = info["user"]
+            is_admin = bool(user.get("is_admin") or user.get("is_owner"))
+            profile = user.get("profile") or {}
+            name = str(
+                profile.get("display_name") or user.get("real_name") or user.get("name") or ""
+            )
+            name = name or user_id
+        except SlackApiError as exc:
+            log.warning("users.info failed for %s: %s", user_id, slack_error(exc))
+        person = self._people[(tenant, user_id)] = _Person(
+            self._monotonic() + ADMIN_TTL, is_admin, name
+        )
+        return person
+
+    async def _once(self, key: tuple[str, ...], ask: Callable[[], Awaitable[T]]) -> T:
+        """One look-up per ``key`` at a time: requests arriving together (a burst) share
+        the one in flight instead of each asking Slack."""
+        running = self._asking.get(key)
+        if running is None:
+            running = asyncio.ensure_future(ask())
+            self._asking[key] = running
+
+            def done(finished: asyncio.Future[Any]) -> None:
+                if self._asking.get(key) is finished:
+                    del self._asking[key]
+
+            running.add_done_callback(done)
+        answer: T = await asyncio.shield(running)
+        return answer
+
     async def is_member(self, channel: str) -> bool:
         """Whether the bot can post in ``channel`` (DMs with the app: always)."""
         if channel.startswith("D"):
@@ -163,6 +190,9 @@ class SlackHandlers:
         until = self._members.get(channel)
         if until is not None and until > self._monotonic():
             return True
+        return await self._once(("channel", channel), lambda: self._ask_member(channel))
+
+    async def _ask_member(self, channel: str) -> bool:
         try:
             info = await self.client.conversations_info(channel=channel)
         except SlackApiError as exc:
@@ -181,8 +211,11 @@ class SlackHandlers:
         try:
             reply = await action()
         except TmbotError as err:
+            log.info("refused (%s); told privately", type(err).__name__)
             await say(error_text(err))
             return None
+        if isinstance(reply, GenerationAccepted) and reply.duplicate:
+            log.info("generation %s was already asked for; counted once", reply.generation.id)
         if isinstance(reply, GenerationAccepted | DeleteAccepted):
             return reply  # the card says it
         if not isinstance(reply, KeyFormRequested):
@@ -215,7 +248,7 @@ class SlackHandlers:
         else:
             await ack()
         trigger = str(command.get("trigger_id") or "")
-        if trigger and not await self.engine.first_time("slack-trigger", trigger):
+        if trigger and not await self._first_time("slack-trigger", trigger):
             return
 
         async def say(message: str) -> None:
@@ -279,9 +312,18 @@ class SlackHandlers:
 
     # --- the Events API --------------------------------------------------------------------
 
+    async def _first_time(self, scope: str, key: str, *, shown: str | None = None) -> bool:
+        """Whether this request is new: the store remembers it (across restarts and every
+        process sharing the store), so a retry or a double delivery does nothing twice.
+        ``shown``: how the log names it (a trigger id is not logged)."""
+        if await self.engine.first_time(scope, key):
+            return True
+        log.info("%s %s seen before; not acted on again", scope, shown or "request")
+        return False
+
     async def _first(self, body: Body) -> bool:
         event_id = str(body.get("event_id") or "")
-        return not event_id or await self.engine.first_time("slack-event", event_id)
+        return not event_id or await self._first_time("slack-event", event_id, shown=event_id)
 
     async def _event_actor(self, body: Body, event: Body) -> Actor:
         team = str(body.get("team_id") or event.get("team") or "")
@@ -406,7 +448,7 @@ class SlackHandlers:
             await self._restarting({"channel": channel, "user": (body.get("user") or {}).get("id")})
             return
         key = f"{body.get('trigger_id')}|{action.get('action_ts')}"
-        if not await self.engine.first_time("slack-action", key):
+        if not await self._first_time("slack-action", key):
             return
         generation_id = str(action.get("value") or "")
         actor = await self._interaction_actor(body)

@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.runner import serve
-from adapters.slack.app import build_app, key_label, web_client
+from adapters.slack.app import build_app, key_label, progress_slot, web_client
 from adapters.slack.handlers import SlackHandlers
 from adapters.slack.notifier import PLATFORM, SlackNotifier, slack_error
 from tmbot import ConfigError, Engine
@@ -133,6 +133,8 @@ class SlackAdapter:
 
     def attach(self, engine: Engine, stopping: Callable[[], bool]) -> None:
         self.notifier.key_label = key_label(engine)
+        if not engine.coordinator.sole:
+            self.notifier.progress_slot = progress_slot(engine)
         handlers = SlackHandlers(engine, self.client, stopping=stopping)
         self._app = build_app(handlers, self.client, signing_secret=self.settings.signing_secret)
 

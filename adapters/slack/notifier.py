@@ -3,8 +3,9 @@ the image as a file in the card's thread, failures and deletions.
 
 The dispatcher calls :meth:`SlackNotifier.notify` in order per generation, at least once;
 raising means "try again later". Progress edits are coalesced (at most one per
-``min_edit_interval`` seconds per card, at most ``max_progress_edits`` per generation);
-final edits always happen.
+``min_edit_interval`` seconds per card, at most ``max_progress_edits`` per generation, the
+latter across processes when they share the store: ``progress_slot``); final edits always
+happen.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ PLATFORM = "slack"
 
 #: what a card says about the key that pays (e.g. "your key …a1b2"); None when unknown
 KeyLabel = Callable[[Generation], Awaitable[str | None]]
+
+#: takes progress edit ``n`` (1, 2, …) of a generation in the shared store: True for the one
+#: caller that gets it, across every process (several may hand over one generation's events)
+ProgressSlot = Callable[[str, int], Awaitable[bool]]
 
 #: Slack errors that no retry will fix: the message or file is gone, or we cannot post there
 GONE = frozenset(
@@ -85,6 +90,8 @@ class SlackNotifier:
         self.share_retries = share_retries
         self.share_delay = share_delay
         self.key_label: KeyLabel | None = None  # set by the composition root
+        #: set when several processes share the store: the edit cap then holds across them
+        self.progress_slot: ProgressSlot | None = None
         self._monotonic = monotonic
         self._edits: dict[str, _Edits] = {}
 
@@ -175,6 +182,13 @@ class SlackNotifier:
         ):
             return  # coalesced: a later state (or the final one) will show
         edits.progress += 1
+        if self.progress_slot is not None:
+            # another process may have handed over earlier events of this generation (and
+            # made edits this one does not remember): take a slot in the shared store
+            while not await self.progress_slot(gen.id, edits.progress):
+                edits.progress += 1
+                if edits.progress > self.max_progress_edits:
+                    return
         await self._edit(gen, notice, status)
 
     # --- the image ---------------------------------------------------------------------

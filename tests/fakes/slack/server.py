@@ -461,10 +461,15 @@ class FakeSlack:
             timeout,
         )
 
-    async def socket_send(self, envelope: JsonDict, *, timeout: float = 5.0) -> JsonDict:
-        """Deliver an envelope on the newest connection and return the app's ack for it."""
-        await self.wait_socket_connected(timeout=timeout)
-        sock = next(s for s in reversed(self._sockets) if not s.ws.closed)
+    async def socket_send(
+        self, envelope: JsonDict, *, timeout: float = 5.0, connection: int | None = None
+    ) -> JsonDict:
+        """Deliver an envelope on the newest connection (``connection``: the n-th open one,
+        oldest first, as Slack spreads an app's envelopes over its connections) and return
+        the app's ack for it."""
+        await self.wait_socket_connected(count=(connection or 0) + 1, timeout=timeout)
+        open_now = [s for s in self._sockets if not s.ws.closed]
+        sock = open_now[-1] if connection is None else open_now[connection]
         envelope_id = str(envelope["envelope_id"])
         waiter: asyncio.Future[JsonDict] = asyncio.get_running_loop().create_future()
         sock.acks[envelope_id] = waiter
