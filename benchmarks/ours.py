@@ -333,6 +333,8 @@ async def run(
                 assert isinstance(reply, GenerationAccepted)
                 trace.generation_id = reply.generation.id
                 gen_trace[reply.generation.id] = trace
+                if shared is not None:
+                    shared.control.say(f"accepted {reply.generation.id}")
                 return reply.generation.id
 
             async def one_at_a_time(briefs: list[Brief]) -> None:
