@@ -48,9 +48,14 @@ def new_key() -> str:
     return "tm_test_" + secrets.token_hex(12)
 
 
-def plan(scenario: Scenario) -> tuple[list[str], dict[str, list[Brief]]]:
-    """The keys, and each user's briefs in the order that user sends them."""
-    keys = [new_key() for _ in range(scenario.keys)]
+def plan(
+    scenario: Scenario, keys: list[str] | None = None
+) -> tuple[list[str], dict[str, list[Brief]]]:
+    """The keys (fresh ones unless given), and each user's briefs in the order that user
+    sends them."""
+    if keys is None:
+        keys = [new_key() for _ in range(scenario.keys)]
+    assert len(keys) == scenario.keys
     by_user: dict[str, list[Brief]] = {}
     for k, key in enumerate(keys):
         for u in range(scenario.users_per_key):

@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,11 @@ class RunFailed(RuntimeError):
 
 
 async def _spawn(
-    args: list[str], *, stderr: Path, stdin: bool = False
+    args: list[str],
+    *,
+    stderr: Path,
+    stdin: bool = False,
+    env: dict[str, str] | None = None,
 ) -> asyncio.subprocess.Process:
     with stderr.open("wb") as err:
         return await asyncio.create_subprocess_exec(
@@ -56,6 +61,7 @@ async def _spawn(
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=err,
+            env=env,
         )
 
 
@@ -66,40 +72,67 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-async def run_side(
-    scenario: Scenario, side: str, *, quick: bool, seed: int, tmp: Path, images: str = "stock"
-) -> SideRun:
-    tag = f"{scenario.name}-{side}"
-    config = {**scenario.sim_config(side, seed), "stock_images": images == "stock"}
-    scale = scenario.scale_for(side)
+@dataclass
+class Sim:
+    """A simulator process (:mod:`benchmarks.simhost`): its URL and clock; once it has
+    stopped, its own summary (loop lag, CPU, RSS)."""
+
+    url: str
+    clock: SimClock
+    host: dict[str, Any]
+
+    async def stats(self) -> tuple[dict[str, Any], str]:
+        """The simulator's stats (parsed, and as sent)."""
+        async with httpx.AsyncClient(timeout=60) as client:
+            answer = await client.get(f"{self.url}/_sim/stats")
+            answer.raise_for_status()
+            return answer.json(), answer.text
+
+
+@contextlib.asynccontextmanager
+async def simulator(config: dict[str, object], tag: str, tmp: Path) -> AsyncIterator[Sim]:
+    """A fresh simulator in a process of its own, stopped on leaving (``Sim.host`` is then
+    filled in)."""
     sim_err, sim_out = tmp / f"{tag}-sim.err", tmp / f"{tag}-sim.json"
-    sim = await _spawn(
-        [
-            "benchmarks.simhost",
-            "--config",
-            json.dumps(config),
-            "--result",
-            str(sim_out),
-        ],
+    proc = await _spawn(
+        ["benchmarks.simhost", "--config", json.dumps(config), "--result", str(sim_out)],
         stderr=sim_err,
         stdin=True,
     )
     try:
-        assert sim.stdout is not None
+        assert proc.stdout is not None
         try:
-            first = (await asyncio.wait_for(sim.stdout.readline(), 30)).decode()
-            second = (await asyncio.wait_for(sim.stdout.readline(), 30)).decode()
+            first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            second = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         except TimeoutError:
             raise RunFailed(f"{tag}: the simulator did not start\n{_tail(sim_err)}") from None
         if "listening on " not in first or not second.startswith("clock "):
             raise RunFailed(f"{tag}: the simulator said {first!r}\n{_tail(sim_err)}")
         url = first.split("listening on ", 1)[1].split()[0]
-        clock = SimClock(**json.loads(second[len("clock ") :]))
         (tmp / f"{tag}-clock.json").write_text(second[len("clock ") :])
+        sim = Sim(url, SimClock(**json.loads(second[len("clock ") :])), {})
+        yield sim
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 15)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    with contextlib.suppress(OSError, ValueError):
+        sim.host.update(json.loads(sim_out.read_text()))
 
+
+async def run_side(
+    scenario: Scenario, side: str, *, quick: bool, seed: int, tmp: Path, images: str = "stock"
+) -> SideRun:
+    tag = f"{scenario.name}-{side}"
+    scale = scenario.scale_for(side)
+    async with simulator(scenario.sim_config(side, seed, images=images), tag, tmp) as sim:
         worker_err, worker_out = tmp / f"{tag}-worker.err", tmp / f"{tag}-worker.json"
         args = ["benchmarks.worker", "--side", side, "--scenario", scenario.name]
-        args += ["--url", url, "--scale", repr(scale), "--result", str(worker_out)]
+        args += ["--url", sim.url, "--scale", repr(scale), "--result", str(worker_out)]
         if quick:
             args.append("--quick")
         worker = await _spawn(args, stderr=worker_err)
@@ -112,24 +145,9 @@ async def run_side(
         if code != 0:
             raise RunFailed(f"{tag}: the worker exited {code}\n{_tail(worker_err)}")
         result = json.loads(worker_out.read_text())
-        async with httpx.AsyncClient(timeout=60) as client:
-            answer = await client.get(f"{url}/_sim/stats")
-            answer.raise_for_status()
-            stats = answer.json()
-        (tmp / f"{tag}-stats.json").write_text(answer.text)
-    finally:
-        if sim.returncode is None:
-            sim.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sim.wait(), 15)
-            if sim.returncode is None:
-                sim.kill()
-                await sim.wait()
-    try:
-        host = json.loads(sim_out.read_text())
-    except (OSError, ValueError):
-        host = {}
-    return SideRun(scenario, side, compute(scenario, result, stats, clock, host))
+        stats, raw = await sim.stats()
+        (tmp / f"{tag}-stats.json").write_text(raw)
+    return SideRun(scenario, side, compute(scenario, result, stats, sim.clock, sim.host))
 
 
 async def run_all(

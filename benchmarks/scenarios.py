@@ -88,8 +88,16 @@ class Scenario:
             return self.baseline_scale
         return self.time_scale
 
-    def sim_config(self, side: str, seed: int) -> dict[str, object]:
-        return {"time_scale": self.scale_for(side), "seed": seed, **self.sim}
+    def sim_config(self, side: str, seed: int, *, images: str = "stock") -> dict[str, object]:
+        """The simulator's settings. ``images="stock"`` serves one picture per size, drawn
+        once: a real provider renders on machines of its own, and drawing every brief took
+        57 % of this machine's CPU beside the bot; ``"drawn"`` draws each (the old way)."""
+        return {
+            "time_scale": self.scale_for(side),
+            "seed": seed,
+            "stock_images": images == "stock",
+            **self.sim,
+        }
 
 
 FULL: tuple[Scenario, ...] = (
@@ -156,3 +164,19 @@ NAMES = tuple(s.name for s in FULL)
 
 def scenarios(*, quick: bool) -> dict[str, Scenario]:
     return {s.name: s for s in (QUICK if quick else FULL)}
+
+
+#: not one of :data:`NAMES` (``benchmarks.run`` does not run it): a steady load on one team key
+#: for :mod:`benchmarks.stores`'s takeover measurement; tasks take about 6 real seconds, so
+#: ten are at the provider when the lane's owner is killed after the first ten images
+TAKEOVER = Scenario(
+    "takeover", keys=1, users_per_key=5, briefs_per_user=8, time_scale=5, timeout=120
+)
+TAKEOVER_QUICK = replace(TAKEOVER, users_per_key=3, briefs_per_user=4, time_scale=10, timeout=60)
+
+
+def scenario(name: str, *, quick: bool) -> Scenario:
+    """A scenario of the table, or the takeover load."""
+    if name == TAKEOVER.name:
+        return TAKEOVER_QUICK if quick else TAKEOVER
+    return scenarios(quick=quick)[name]
