@@ -208,6 +208,9 @@ class PostgresCoordinator:
 
     async def _beat(self) -> None:
         started = time.monotonic()
+        # what was held before the renewal: a lane or lease taken while it runs is not in
+        # what it renews, and must not be dropped for that
+        held, named = set(self._held), set(self._named)
         busy = set(self._busy())
         idle = [
             lane
@@ -252,9 +255,9 @@ class PostgresCoordinator:
         self._valid_until = started + LEASE - HEARTBEAT
         self._members = {str(r["member"]) for r in live} | {self._member}
         kept = {str(r["lane"]) for r in renewed}
-        for lane in sorted(self._held - kept):
+        for lane in sorted((held & self._held) - kept):
             self._drop(lane)
-        for name in sorted(self._named - kept):
+        for name in sorted((named & self._named) - kept):
             self._named.discard(name)
             log.warning("the lease %s lapsed; another process may take it", name)
 

@@ -121,6 +121,24 @@ async def test_an_owner_that_could_not_renew_learns_it_lost_the_lane(pg_url: str
         assert lost == [lane] and not a.owns(lane) and b.owns(lane)
 
 
+async def test_a_lane_taken_while_the_heartbeat_renews_is_kept(pg_url: str) -> None:
+    # the renewal compared the lanes held after its UPDATE with those the UPDATE renewed, so
+    # a lane taken in between was dropped at once (seen as "tmbot restarted while sending")
+    lost: list[str] = []
+    async with coordinators(pg_url, 1) as (a,):
+        await a.close()
+        await a.start(work=lambda: None, events=lambda _p: None, lost=lost.append, busy=set)
+        lanes = [f"tastemachine:{n:016x}" for n in range(40)]
+        for lane in lanes:
+            renewing = asyncio.create_task(a.renew())
+            await asyncio.sleep(0)  # the renewal has begun and waits for the database
+            assert await a.take(lane, waiting=LEASE * 2)
+            await renewing
+        await a.renew()
+        assert lost == []
+        assert all(a.owns(lane) for lane in lanes)
+
+
 async def test_one_process_on_sqlite_owns_everything_without_asking_the_store(
     make_bot: MakeBot,
 ) -> None:
