@@ -156,6 +156,8 @@ class RecordingNotifier:
                 if self.posts:
                     if notice.link("image") is not None:
                         self.already += 1
+                        if self.said is not None:  # its poster may have died before saying
+                            self.said(f"posted-before {gen.id}")
                         self._end(gen.id)
                         return []
                     await notice.record(

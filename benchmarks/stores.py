@@ -84,7 +84,9 @@ SETUPS = (
 class Workers:
     """Worker processes stepping together: each prints a step (``ready``, ``sent N``,
     ``settled``) and waits; once all live ones have, each is told to go on. Event lines
-    (``accepted ID``, ``delivered ID``, ``failed ID``) are counted as they come."""
+    (``accepted ID``, ``delivered ID``, ``failed ID``, ``posted-before ID``: a Delivered
+    event handed over again whose image a process killed since had posted) are counted as
+    they come."""
 
     def __init__(self, procs: list[asyncio.subprocess.Process], errs: list[Path]) -> None:
         self.procs = procs
@@ -92,6 +94,7 @@ class Workers:
         self.accepted: list[str] = []
         self.delivered: Counter[str] = Counter()
         self.failed: list[str] = []
+        self.posted_before: set[str] = set()
         self._steps: list[asyncio.Queue[str]] = [asyncio.Queue() for _ in procs]
         self._changed = asyncio.Condition()
         self._readers = [asyncio.create_task(self._read(n)) for n in range(len(procs))]
@@ -116,10 +119,22 @@ class Workers:
                     self.delivered[what] += 1
                 elif kind == "failed":
                     self.failed.append(what)
+                elif kind == "posted-before":
+                    self.posted_before.add(what)
                 else:
                     self._steps[n].put_nowait(line.strip())
                 self._changed.notify_all()
         self._steps[n].put_nowait("")  # ended
+
+    def delivered_once(self) -> int:
+        """Images posted exactly once: said delivered once, or never said by the process
+        that posted it because it was killed right after, and found posted by another."""
+        ids = set(self.delivered) | self.posted_before
+        return sum(
+            1
+            for g in ids
+            if self.delivered[g] == 1 or (self.delivered[g] == 0 and g in self.posted_before)
+        )
 
     def _errors(self) -> str:
         return "\n".join(f"worker {n}: {_tail(err, 8)}" for n, err in enumerate(self.errs))
@@ -325,8 +340,8 @@ async def takeover(cluster: Cluster, *, quick: bool, seed: int, tmp: Path, rep: 
         "briefs": chosen.total,
         "scale": chosen.time_scale,
         "accepted": len(workers.accepted),
-        "delivered": len(workers.delivered),
-        "delivered_once": sum(1 for n in workers.delivered.values() if n == 1),
+        "delivered": len(set(workers.delivered) | workers.posted_before),
+        "delivered_once": workers.delivered_once(),
         "failed": len(workers.failed),
         "owned_after": owned - killed,
         "first_request_after": (min(sent) - killed) if sent else None,
