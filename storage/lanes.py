@@ -42,15 +42,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from tmbot.coordination import member_name
+from tmbot.ports import inherit_nothing, none_sent
 
 if TYPE_CHECKING:
     from tmbot.ports import Coordinator
@@ -119,6 +121,8 @@ class PostgresCoordinator:
         self._events: Callable[[str], None] = _nothing_for
         self._lost: Callable[[str], None] = _nothing_for
         self._busy: Callable[[], Collection[str]] = frozenset
+        self._sent: Callable[[str], Sequence[float]] = none_sent
+        self._inherit: Callable[[str, Sequence[float]], None] = inherit_nothing
         self._listening = False
 
     @property
@@ -138,8 +142,11 @@ class PostgresCoordinator:
         events: Callable[[str], None],
         lost: Callable[[str], None],
         busy: Callable[[], Collection[str]],
+        sent: Callable[[str], Sequence[float]] = none_sent,
+        inherit: Callable[[str, Sequence[float]], None] = inherit_nothing,
     ) -> None:
         self._work, self._events, self._lost, self._busy = work, events, lost, busy
+        self._sent, self._inherit = sent, inherit
         self._guard_pool = await asyncpg.create_pool(
             self._dsn, min_size=0, max_size=GUARD_POOL, server_settings=self._server_settings
         )
@@ -163,6 +170,7 @@ class PostgresCoordinator:
                     await self._control.remove_listener(OUTBOX_CHANNEL, self._on_events)
         try:  # what was ours is free at once: others take it without waiting for a lapse
             async with self._pool.acquire() as conn, conn.transaction():
+                await self._note_windows(conn, closed=True)
                 await conn.execute("DELETE FROM lane_leases WHERE owner = $1", self._member)
                 await conn.execute("DELETE FROM outbox_claims WHERE owner = $1", self._member)
                 await conn.execute("DELETE FROM members WHERE member = $1", self._member)
@@ -246,11 +254,15 @@ class PostgresCoordinator:
                 self._member,
                 LEASE,
             )
+            await self._note_windows(conn, closed=False)
             live = await conn.fetch(
                 f"SELECT member FROM members WHERE expires_at > {_NOW}"  # noqa: S608
             )
             await conn.execute(
                 f"DELETE FROM members WHERE expires_at < {_NOW} - 3600"  # noqa: S608
+            )
+            await conn.execute(
+                f"DELETE FROM lane_windows WHERE noted_at < {_NOW} - 3600"  # noqa: S608
             )
         self._valid_until = started + LEASE - HEARTBEAT
         self._members = {str(r["member"]) for r in live} | {self._member}
@@ -260,6 +272,31 @@ class PostgresCoordinator:
         for name in sorted((named & self._named) - kept):
             self._named.discard(name)
             log.warning("the lease %s lapsed; another process may take it", name)
+
+    async def _note_windows(
+        self, conn: asyncpg.pool.PoolConnectionProxy[Any], *, closed: bool
+    ) -> None:
+        """Write, for each lane held here, how long ago its window's requests went out."""
+        lanes, sent = [], []
+        for lane in sorted(self._held):
+            ages = self._sent(lane)
+            if ages:
+                lanes.append(lane)
+                sent.append(json.dumps([round(age, 3) for age in ages]))
+        if lanes:
+            await conn.execute(
+                f"""
+                INSERT INTO lane_windows (lane, member, sent, noted_at, closed)
+                SELECT lane, $1, sent, {_NOW}, $4
+                FROM unnest($2::text[], $3::text[]) AS noted (lane, sent)
+                ON CONFLICT (lane) DO UPDATE SET member = excluded.member,
+                    sent = excluded.sent, noted_at = excluded.noted_at, closed = excluded.closed
+                """,  # noqa: S608
+                self._member,
+                lanes,
+                sent,
+                closed,
+            )
 
     def _drop(self, lane: str) -> None:
         self._held.discard(lane)
@@ -298,6 +335,15 @@ class PostgresCoordinator:
             if owner is None:
                 return False
             await conn.execute("SELECT pg_notify($1, $2)", LANES_CHANNEL, f"{lane} {self._member}")
+            window = None
+            if lane not in self._held:
+                window = await conn.fetchrow(
+                    f"SELECT member, sent, noted_at, closed, {_NOW} AS now"  # noqa: S608
+                    " FROM lane_windows WHERE lane = $1",
+                    lane,
+                )
+        if window is not None and window["member"] != self._member:
+            self._inherit(lane, inherited_ages(window))
         if lane not in self._held:
             log.info("this process now runs lane %s", lane)
         self._held.add(lane)
@@ -410,6 +456,19 @@ class PostgresCoordinator:
 
     async def poke(self, platform: str) -> None:
         await self._pool.execute("SELECT pg_notify($1, $2)", OUTBOX_CHANNEL, platform)
+
+
+def inherited_ages(window: Mapping[str, Any]) -> list[float]:
+    """How long ago (real seconds, now) the requests a lane's previous owner noted went out.
+    It may have sent more in the heartbeat after its last note and before it died: those
+    are assumed to have gone out as in the heartbeat before, as late as they could (not
+    when it closed: it noted its window as it gave the lane up)."""
+    since = max(0.0, float(window["now"]) - float(window["noted_at"]))
+    ages = [float(age) for age in json.loads(str(window["sent"]))]
+    noted = [since + age for age in ages]
+    if not window["closed"]:
+        noted += [max(0.0, since - HEARTBEAT + age) for age in ages if age < HEARTBEAT]
+    return noted
 
 
 def _nothing() -> None:

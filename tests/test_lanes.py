@@ -139,6 +139,65 @@ async def test_a_lane_taken_while_the_heartbeat_renews_is_kept(pg_url: str) -> N
         assert all(a.owns(lane) for lane in lanes)
 
 
+async def test_a_lane_taken_over_carries_its_rate_window_to_the_new_owner(pg_url: str) -> None:
+    lane = "tastemachine:00000000000000bb"
+    inherited: dict[str, list[float]] = {}
+    ages = {lane: [0.5, 20.0, 40.0]}  # what the owner sent in the window: 0.5 s ago, …
+    async with coordinators(pg_url, 2) as (a, b):
+        for coordinator, sent in ((a, ages.get), (b, lambda _lane: [])):
+            await coordinator.close()
+            await coordinator.start(
+                work=lambda: None,
+                events=lambda _p: None,
+                lost=lambda _l: None,
+                busy=lambda: {lane},
+                sent=lambda found, sent=sent: sent(found) or [],
+                inherit=lambda found, noted: inherited.__setitem__(found, list(noted)),
+            )
+        await b.renew()
+        assert await a.take(lane, waiting=LEASE * 2)
+        await a.renew()  # the heartbeat notes the window
+        # the owner dies: its lease lapses without it giving the lane up
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute("UPDATE lane_leases SET expires_at = 0 WHERE lane = $1", lane)
+        finally:
+            await conn.close()
+        assert await b.take(lane, waiting=LEASE * 2)
+        got = sorted(inherited.pop(lane))
+        # the three it noted, older now, and the one of its last heartbeat once more (it may
+        # have sent as much again before it died)
+        assert len(got) == 4
+        since = got[1] - 0.5  # from the note to the takeover
+        assert 0.0 <= since < 5.0
+        assert abs(got[2] - got[1] - 19.5) < 0.01 and abs(got[3] - got[1] - 39.5) < 0.01
+        # as if sent a heartbeat (1.5 s) after the one it noted 0.5 s before its note
+        assert abs(got[0] - max(0.0, since - 1.0)) < 0.01
+        # given up on purpose: what it noted as it closed, nothing assumed after
+        ages[lane] = [1.0]
+        await b.close()
+        await a.close()
+        await a.start(
+            work=lambda: None,
+            events=lambda _p: None,
+            lost=lambda _l: None,
+            busy=set,
+            inherit=lambda found, noted: inherited.__setitem__(found, list(noted)),
+        )
+        await b.start(
+            work=lambda: None,
+            events=lambda _p: None,
+            lost=lambda _l: None,
+            busy=set,
+            sent=lambda _lane: [1.0],
+        )
+        assert await b.take(lane, waiting=LEASE * 2)
+        await b.close()
+        assert await a.take(lane, waiting=LEASE * 2)
+        (only,) = inherited.pop(lane)
+        assert 1.0 <= only < 5.0
+
+
 async def test_one_process_on_sqlite_owns_everything_without_asking_the_store(
     make_bot: MakeBot,
 ) -> None:

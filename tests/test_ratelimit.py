@@ -149,3 +149,13 @@ async def test_a_poll_leaves_room_for_the_create_it_may_free() -> None:
     await window.acquire(CREATE)
     assert clock.monotonic() - before < 1.0
     await asyncio.wait_for(poll, 2.0)
+
+
+def test_requests_another_process_sent_count_in_the_window() -> None:
+    clock = Clock(scale=1.0)
+    window = RateWindow(clock=clock, budget=5, window=60.0, margin=1.0)
+    window.seed([10.0, 20.0, 30.0, 40.0, 50.0, 70.0])  # the last is out of the window already
+    assert window.used() == 5
+    # the oldest counted went out 50 s ago: room again once it is 61 s old
+    assert 10.5 < window.delay() <= 11.0
+    assert [round(age) for age in window.ages()] == [50, 40, 30, 20, 10]

@@ -70,6 +70,7 @@ async def test_schema_has_every_table(store: SqliteStore) -> None:
         "generations",
         "key_bindings",
         "lane_leases",
+        "lane_windows",
         "link_codes",
         "members",
         "message_links",
@@ -99,7 +100,7 @@ async def test_migrations_applied_once_and_reopen_keeps_data(db_path: Path) -> N
         )
         expected = [(m.version, m.name, 111.0) for m in load_migrations()]
         assert [tuple(row) for row in rows] == expected
-        assert [v for v, _, _ in expected] == [1, 2, 3, 4, 5, 6, 7]
+        assert [v for v, _, _ in expected] == [1, 2, 3, 4, 5, 6, 7, 8]
     finally:
         await second.close()
 

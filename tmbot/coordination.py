@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 
 from tmbot.domain import ApiKey, ProviderName
+from tmbot.ports import inherit_nothing, none_sent
 
 
 def lane_of(provider: ProviderName, key: ApiKey) -> str:
@@ -50,6 +51,8 @@ class SoleCoordinator:
         events: Callable[[str], None],
         lost: Callable[[str], None],
         busy: Callable[[], Collection[str]],
+        sent: Callable[[str], Sequence[float]] = none_sent,
+        inherit: Callable[[str, Sequence[float]], None] = inherit_nothing,
     ) -> None:
         return None
 

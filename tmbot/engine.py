@@ -31,7 +31,7 @@ import io
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -266,6 +266,18 @@ class Engine:
     def busy_lanes(self) -> set[str]:
         """The lanes with work running in this process."""
         return {running.lane for running in self._jobs.values()}
+
+    def sent_ages(self, lane: str) -> list[float]:
+        """How long ago (real seconds) each request of the lane's current window went out
+        from this process (:meth:`Coordinator.start`'s ``sent``)."""
+        scale = self.clock.scale
+        return [age / scale for age in self.scheduler.sent_ages(lane)]
+
+    def inherit_window(self, lane: str, ages: Sequence[float]) -> None:
+        """Requests the lane's previous owner sent ``ages`` real seconds ago, counted in the
+        key's window here (:meth:`Coordinator.start`'s ``inherit``)."""
+        scale = self.clock.scale
+        self.scheduler.inherit(lane, [age * scale for age in ages])
 
     async def wait_idle(self) -> None:
         """Return once every generation this engine runs has ended (delivered or failed)."""

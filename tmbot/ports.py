@@ -239,6 +239,15 @@ class Store(Protocol):
         newest failures (read only)."""
 
 
+def none_sent(_lane: str) -> Sequence[float]:
+    """No requests to tell of (a :meth:`Coordinator.start` default)."""
+    return ()
+
+
+def inherit_nothing(_lane: str, _ages: Sequence[float]) -> None:
+    """Ignore what a previous owner sent (a :meth:`Coordinator.start` default)."""
+
+
 class Leases(Protocol):
     """Named leases beside the lanes: things one live process at a time holds for as long
     as it runs (Discord's gateway shards, :mod:`tmbot.shards`). Held leases are renewed with
@@ -289,11 +298,16 @@ class Coordinator(Leases, Protocol):
         events: Callable[[str], None],
         lost: Callable[[str], None],
         busy: Callable[[], Collection[str]],
+        sent: Callable[[str], Sequence[float]] = none_sent,
+        inherit: Callable[[str, Sequence[float]], None] = inherit_nothing,
     ) -> None:
         """Begin: ``work()`` is called when lanes may have work for this process (a hand-off,
         a lapsed owner), ``events(platform)`` when a platform's outbox may hold events this
         process can claim, ``lost(lane)`` when a lane this process ran is no longer its own;
-        ``busy()`` names the lanes with work running here (their leases are kept)."""
+        ``busy()`` names the lanes with work running here (their leases are kept).
+        ``sent(lane)`` says how long ago (real seconds) each request of the lane's current
+        rate window went out here; ``inherit(lane, ages)`` is told the same of a lane this
+        process takes over from another, so the key's window holds across the takeover."""
 
     async def close(self) -> None:
         """Give up every lane and claim (others take over at once) and stop."""

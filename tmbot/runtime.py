@@ -184,6 +184,8 @@ async def open_runtime(
                     events=dispatchers.wake,
                     lost=engine.lane_lost,
                     busy=engine.busy_lanes,
+                    sent=engine.sent_ages,
+                    inherit=engine.inherit_window,
                 )
                 async with engine:
                     try:

@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tmbot.clock import Clock
@@ -103,6 +103,19 @@ class RateWindow:
 
     def _tokens_at(self, now: float) -> float:
         return min(self._capacity, self._tokens + (now - self._filled_at) * self._rate)
+
+    def ages(self) -> list[float]:
+        """How long ago (provider seconds) each request of the current window was sent."""
+        now = self._clock.monotonic()
+        self._prune(now)
+        return [now - sent for sent in self._sent]
+
+    def seed(self, ages: Iterable[float]) -> None:
+        """Count requests another process sent on this key ``ages`` provider seconds ago
+        (its lane's previous owner), so this window holds across the takeover."""
+        now = self._clock.monotonic()
+        self._sent = deque(sorted([*self._sent, *(now - max(0.0, age) for age in ages)]))
+        self._prune(now)
 
     def used(self) -> int:
         """Requests sent within the current window."""

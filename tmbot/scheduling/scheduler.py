@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -163,6 +163,8 @@ class Scheduler:
         self._lanes: dict[str, KeyLane] = {}
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._side_tasks: set[asyncio.Task[None]] = set()
+        #: lane -> when (provider monotonic) a previous owner sent requests, until it is made
+        self._inherited: dict[str, list[float]] = {}
 
     # --- lanes -------------------------------------------------------------------------
 
@@ -172,7 +174,27 @@ class Scheduler:
             limits = self.settings.limits.get(job.provider) or caps(job.provider).limits
             lane = KeyLane(job.lane_id, limits, clock=self._clock, settings=self.settings)
             self._lanes[job.lane_id] = lane
+            inherited = self._inherited.pop(job.lane_id, None)
+            if inherited and lane.rate is not None:
+                now = self._clock.monotonic()
+                lane.rate.seed(now - sent for sent in inherited)
         return lane
+
+    def sent_ages(self, lane_id: str) -> list[float]:
+        """How long ago (provider seconds) each request of the lane's current window was
+        sent (none when this process has not run the lane)."""
+        lane = self._lanes.get(lane_id)
+        return lane.rate.ages() if lane is not None and lane.rate is not None else []
+
+    def inherit(self, lane_id: str, ages: Sequence[float]) -> None:
+        """Requests the lane's previous owner (another process) sent ``ages`` provider
+        seconds ago: counted in its window, so its limits hold across a takeover."""
+        lane = self._lanes.get(lane_id)
+        if lane is None:
+            now = self._clock.monotonic()
+            self._inherited[lane_id] = [now - age for age in ages]
+        elif lane.rate is not None:
+            lane.rate.seed(ages)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
