@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil  # type: ignore[import-untyped]
 
@@ -494,3 +496,26 @@ def machine_info() -> dict[str, str]:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _commit(),
     }
+
+
+class Publishable(Protocol):
+    @property
+    def all_passed(self) -> bool: ...
+
+    def text(self) -> str: ...
+
+    def markdown(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def publish(results: Publishable, *, out: Path | None, json_out: Path | None, check: bool) -> int:
+    """Print the results, write them where asked; the exit code (1: ``check`` and a target
+    missed)."""
+    print(results.text())
+    if out is not None:
+        out.write_text(results.markdown())
+        print(f"wrote {out}", file=sys.stderr)
+    if json_out is not None:
+        json_out.write_text(json.dumps(results.to_json(), indent=2))
+    return 1 if check and not results.all_passed else 0

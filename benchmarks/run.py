@@ -254,15 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed=elapsed,
         argv=sys.argv if argv is None else ["benchmarks.run", *argv],
     )
-    print(results.text())
-    if args.out is not None:
-        args.out.write_text(results.markdown())
-        print(f"wrote {args.out}", file=sys.stderr)
-    if args.json is not None:
-        args.json.write_text(json.dumps(results.to_json(), indent=2))
-    if args.check and not results.all_passed:
-        return 1
-    return 0
+    return report.publish(results, out=args.out, json_out=args.json, check=args.check)
 
 
 if __name__ == "__main__":

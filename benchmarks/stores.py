@@ -720,15 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Results(
         chosen, runs, found, args.quick, args.seed, time.monotonic() - started, command.strip()
     )
-    print(results.text())
-    if args.out is not None:
-        args.out.write_text(results.markdown())
-        print(f"wrote {args.out}", file=sys.stderr)
-    if args.json is not None:
-        args.json.write_text(json.dumps(results.to_json(), indent=2))
-    if args.check and not results.all_passed:
-        return 1
-    return 0
+    return report.publish(results, out=args.out, json_out=args.json, check=args.check)
 
 
 if __name__ == "__main__":

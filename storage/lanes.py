@@ -76,6 +76,18 @@ OUTBOX_CHANNEL = "tmbot_outbox"
 LANES_CHANNEL = "tmbot_lanes"
 
 _NOW = "extract(epoch from clock_timestamp())::float8"
+#: take the lease ($1) for a member ($2) for $3 seconds when it is free, lapsed or its own;
+#: returns the owner (none when another holds it)
+_TAKE_LEASE = f"""
+    INSERT INTO lane_leases (lane, owner, taken_at, expires_at)
+    VALUES ($1, $2, {_NOW}, {_NOW} + $3)
+    ON CONFLICT (lane) DO UPDATE SET
+        owner = excluded.owner, taken_at = excluded.taken_at,
+        expires_at = excluded.expires_at
+    WHERE lane_leases.expires_at < excluded.taken_at
+       OR lane_leases.owner = excluded.owner
+    RETURNING owner
+"""  # noqa: S608
 
 
 def _guard_key(name: str) -> int:
@@ -318,16 +330,7 @@ class PostgresCoordinator:
         started = time.monotonic()
         async with self._pool.acquire() as conn, conn.transaction():
             owner = await conn.fetchval(
-                f"""
-                INSERT INTO lane_leases (lane, owner, taken_at, expires_at)
-                VALUES ($1, $2, {_NOW}, {_NOW} + $3)
-                ON CONFLICT (lane) DO UPDATE SET
-                    owner = excluded.owner, taken_at = excluded.taken_at,
-                    expires_at = excluded.expires_at
-                WHERE lane_leases.expires_at < excluded.taken_at
-                   OR lane_leases.owner = excluded.owner
-                RETURNING owner
-                """,  # noqa: S608
+                _TAKE_LEASE,
                 lane,
                 self._member,
                 LEASE,
@@ -380,16 +383,7 @@ class PostgresCoordinator:
     async def acquire(self, name: str) -> bool:
         started = time.monotonic()
         owner = await self._pool.fetchval(
-            f"""
-            INSERT INTO lane_leases (lane, owner, taken_at, expires_at)
-            VALUES ($1, $2, {_NOW}, {_NOW} + $3)
-            ON CONFLICT (lane) DO UPDATE SET
-                owner = excluded.owner, taken_at = excluded.taken_at,
-                expires_at = excluded.expires_at
-            WHERE lane_leases.expires_at < excluded.taken_at
-               OR lane_leases.owner = excluded.owner
-            RETURNING owner
-            """,  # noqa: S608
+            _TAKE_LEASE,
             name,
             self._member,
             LEASE,

@@ -38,6 +38,15 @@ async def coordinators(pg_url: str, count: int) -> AsyncIterator[list[PostgresCo
         yield made
 
 
+async def lapse(pg_url: str, lane: str) -> None:
+    """The lane's lease lapses in the store (its owner stalled or died without giving it up)."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("UPDATE lane_leases SET expires_at = 0 WHERE lane = $1", lane)
+    finally:
+        await conn.close()
+
+
 async def test_each_lane_has_one_owner_and_free_lanes_spread_across_live_processes(
     pg_url: str,
 ) -> None:
@@ -111,11 +120,7 @@ async def test_an_owner_that_could_not_renew_learns_it_lost_the_lane(pg_url: str
         lane = "tastemachine:00000000000000aa"
         assert await a.take(lane, waiting=LEASE * 2) and a.owns(lane)
         # a stalled owner: its lease lapses in the store before it renews again
-        conn = await asyncpg.connect(pg_url)
-        try:
-            await conn.execute("UPDATE lane_leases SET expires_at = 0 WHERE lane = $1", lane)
-        finally:
-            await conn.close()
+        await lapse(pg_url, lane)
         assert await b.take(lane, waiting=LEASE * 2)
         await a.renew()
         assert lost == [lane] and not a.owns(lane) and b.owns(lane)
@@ -158,11 +163,7 @@ async def test_a_lane_taken_over_carries_its_rate_window_to_the_new_owner(pg_url
         assert await a.take(lane, waiting=LEASE * 2)
         await a.renew()  # the heartbeat notes the window
         # the owner dies: its lease lapses without it giving the lane up
-        conn = await asyncpg.connect(pg_url)
-        try:
-            await conn.execute("UPDATE lane_leases SET expires_at = 0 WHERE lane = $1", lane)
-        finally:
-            await conn.close()
+        await lapse(pg_url, lane)
         assert await b.take(lane, waiting=LEASE * 2)
         got = sorted(inherited.pop(lane))
         # the three it noted, older now, and the one of its last heartbeat once more (it may

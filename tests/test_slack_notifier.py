@@ -89,6 +89,24 @@ async def test_files_info_lag_is_waited_out_and_a_redelivery_uploads_nothing(
     assert fake.calls_to("chat.update")[-1].params["ts"] == card_ts  # the card still ends done
 
 
+async def one_delivered(
+    rig: Any, fake: FakeSlack, brief: str
+) -> tuple[Any, tuple[MessageLink, ...]]:
+    """Alice binds her key and asks for ``brief``; once it is delivered, its generation and
+    the links the store holds for it."""
+    mark = fake.mark()
+    await rig.slash(f"key {ALICE_KEY}")
+    await rig.ephemeral(after=mark)
+    mark = fake.mark()
+    await rig.slash(brief)
+    card = await rig.card(after=mark)
+    await rig.done(str(card.response["ts"]))
+    await rig.bot.settled()
+    gen = await rig.bot.engine.generation_for_message("slack", GENERAL, card.response["ts"])
+    assert gen is not None
+    return gen, tuple(await rig.bot.store.messages_for_generation(gen.id))
+
+
 async def test_progress_edits_are_coalesced(fake: FakeSlack, make_bot: Any) -> None:
     clock = [0.0]
     notifier = SlackNotifier(
@@ -98,17 +116,7 @@ async def test_progress_edits_are_coalesced(fake: FakeSlack, make_bot: Any) -> N
         monotonic=lambda: clock[0],
     )
     async with slack_rig(make_bot, fake) as rig:
-        mark = fake.mark()
-        await rig.slash(f"key {ALICE_KEY}")
-        await rig.ephemeral(after=mark)
-        mark = fake.mark()
-        await rig.slash("a teacup")
-        card = await rig.card(after=mark)
-        await rig.done(str(card.response["ts"]))
-        await rig.bot.settled()
-        gen = await rig.bot.engine.generation_for_message("slack", GENERAL, card.response["ts"])
-        assert gen is not None
-        links = tuple(await rig.bot.store.messages_for_generation(gen.id))
+        gen, links = await one_delivered(rig, fake, "a teacup")
 
     async def record(link: MessageLink) -> None:
         pass
@@ -133,17 +141,7 @@ async def test_two_notifiers_sharing_a_store_make_two_progress_edits_between_the
     progress events in turn: the slots in the store keep the cap for the card."""
     clock = [0.0]
     async with slack_rig(make_bot, fake) as rig:
-        mark = fake.mark()
-        await rig.slash(f"key {ALICE_KEY}")
-        await rig.ephemeral(after=mark)
-        mark = fake.mark()
-        await rig.slash("a teapot")
-        card = await rig.card(after=mark)
-        await rig.done(str(card.response["ts"]))
-        await rig.bot.settled()
-        gen = await rig.bot.engine.generation_for_message("slack", GENERAL, card.response["ts"])
-        assert gen is not None
-        links = tuple(await rig.bot.store.messages_for_generation(gen.id))
+        gen, links = await one_delivered(rig, fake, "a teapot")
         notifiers = [
             SlackNotifier(
                 web_client(fake.bot_token, fake.api_url),
