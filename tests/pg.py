@@ -25,6 +25,8 @@ from pathlib import Path
 
 import asyncpg
 
+from storage.postgres import ENGINE_LOCK, LOCK_CLASS
+
 #: where Debian puts the server binaries; the newest version found is used (15 here)
 BINARY_GLOB = "/usr/lib/postgresql/*/bin/initdb"
 #: the OS user the server runs as when we are root
@@ -200,3 +202,20 @@ class Cluster:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+async def end_the_engine_lock_session(url: str) -> None:
+    """What a failover or an administrator does: the server ends the session holding the
+    engine lock (and drops the lock with it)."""
+    conn = await asyncpg.connect(url)
+    try:
+        ended = await conn.fetchval(
+            # the timeout makes it wait until the backend has ended
+            "SELECT COUNT(pg_terminate_backend(l.pid, 5000)) FROM pg_locks l"
+            " WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2",
+            LOCK_CLASS,
+            ENGINE_LOCK,
+        )
+    finally:
+        await conn.close()
+    assert ended == 1

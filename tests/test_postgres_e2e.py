@@ -12,13 +12,12 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from storage import Dialect, PostgresStore, SqliteStore
-from storage import postgres as pg
 from tests.harness import Bot, Recorder, running_bot
+from tests.pg import end_the_engine_lock_session
 from tests.procs import (
     bot_env,
     dead_port,
@@ -397,23 +396,6 @@ async def test_a_console_killed_on_postgresql_leaves_its_work_to_the_next_start(
 
 
 # --- losing the engine lock ----------------------------------------------------------------
-
-
-async def end_the_engine_lock_session(url: str) -> None:
-    """What a failover or an administrator does: the server ends the session holding the
-    engine lock (and drops the lock with it)."""
-    conn = await asyncpg.connect(url)
-    try:
-        ended = await conn.fetchval(
-            # the timeout makes it wait until the backend has ended
-            "SELECT COUNT(pg_terminate_backend(l.pid, 5000)) FROM pg_locks l"
-            " WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2",
-            pg.LOCK_CLASS,
-            pg.ENGINE_LOCK,
-        )
-    finally:
-        await conn.close()
-    assert ended == 1
 
 
 async def test_an_engine_that_loses_its_engine_lock_stops_its_work(

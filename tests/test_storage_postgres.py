@@ -16,7 +16,7 @@ import pytest
 from storage import Dialect, PostgresStore, SqliteStore, database, open_store
 from storage import postgres as pg
 from storage import sqlite as sq
-from tests.pg import Cluster
+from tests.pg import Cluster, end_the_engine_lock_session
 from tests.procs import dead_port
 from tests.test_store_contract import binding, make_generation
 from tmbot.config import Config
@@ -179,18 +179,7 @@ async def test_an_engine_whose_lock_connection_dies_is_not_ready(pg_url: str) ->
     first = await open_store(pg_url, exclusive=True)
     try:
         assert await first.ping()
-        conn = await asyncpg.connect(pg_url)
-        try:
-            ended = await conn.fetchval(
-                # the timeout makes it wait until the backend has ended
-                "SELECT COUNT(pg_terminate_backend(l.pid, 5000)) FROM pg_locks l"
-                " WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2",
-                pg.LOCK_CLASS,
-                pg.ENGINE_LOCK,
-            )
-        finally:
-            await conn.close()
-        assert ended == 1
+        await end_the_engine_lock_session(pg_url)
         await asyncio.wait_for(first.lock_lost(), 30)  # what the runtime stops on
         assert await first.ping() is False  # readiness says so
         second = await open_store(pg_url, exclusive=True)  # the lock went with it
