@@ -331,8 +331,8 @@ class Engine:
         accounts = self.accounts
         if not isinstance(command, cmds.BindKey | cmds.TeamKey):
             # a key bound anywhere in the workspace (or its linked team) never rides along
-            for tenant in dict.fromkeys((actor.tenant, actor.home.team, actor.home.tenant)):
-                await refuse_bound_keys(self.store, accounts.vault, tenant, text)
+            tenants = dict.fromkeys((actor.tenant, actor.home.team, actor.home.tenant))
+            await refuse_bound_keys(self.store, accounts.vault, tenants, text)
         match command:
             case cmds.Generate():
                 return await self._generate(actor, command, place)
