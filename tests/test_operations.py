@@ -271,3 +271,35 @@ async def test_status_and_doctor_change_nothing_they_look_at(tmp_path: Path) -> 
     assert status.returncode == 2 and "schema 3" in said.decode()
     assert stored_schema(old) == 3 and old.read_bytes() == before
     assert not (tmp_path / "old.key").exists() and not (tmp_path / "old.db.lock").exists()
+
+
+async def test_a_bot_process_settles_its_heap_and_a_one_off_command_does_not(
+    tmp_path: Path,
+) -> None:
+    # tmbot.heap: a long-running bot freezes its start-up heap and collects less often;
+    # `status` (a one-off look) keeps CPython's defaults
+    probe = (
+        "import gc, sys\n"
+        "from tmbot.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print('heap', code, *gc.get_threshold(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    env = bot_env("http://127.0.0.1:9", tmp_path / "bot.db", scale=1.0)
+    seen = []
+    for args in (["console", "--out", str(tmp_path / "out")], ["status"]):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            probe,
+            *args,
+            cwd=tmp_path,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        lines = [line for line in err.decode().splitlines() if line.startswith("heap ")]
+        assert lines, err.decode()
+        seen.append(lines[-1])
+    assert seen == ["heap 0 5000 20 20 True", "heap 0 700 10 10 False"]
