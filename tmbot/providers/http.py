@@ -9,7 +9,6 @@ at most a short excerpt of the provider's own text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -17,9 +16,10 @@ import os
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Final
+from typing import Final, Protocol
+from urllib.parse import urlencode
 
 import certifi
 import httpx
@@ -44,38 +44,36 @@ from tmbot.providers.parsing import (
     sentence,
     walk,
 )
+from tmbot.providers.transport import (
+    AiohttpTransport,
+    Failure,
+    HttpxTransport,
+    Transport,
+    WireFailure,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT: Final = 30.0
 #: Requests one provider client has on the wire at once. The bot may have 1,000 tasks in
-#: flight; past this they wait on a local semaphore (cheap) instead of in httpx's pool
-#: queue, whose bookkeeping grows with its length and stalled the event loop for seconds
-#: in the benchmark. Every connection is kept alive, so steady polling reuses them. When
-#: 1,000 tasks end at once the loop is busy with every request on the wire in turn: at 64
-#: (and 16 downloads) the in-flight run's loop lag p99 was 63-78 ms, at 48 and 12 50-53 ms,
-#: at 32 and 8 42-47 ms, for about 5 % more delivery time (one core does the same work).
+#: flight; past this they wait on a local semaphore (cheap). Every connection is kept
+#: alive, so steady polling reuses them. When 1,000 tasks end at once the loop is busy with
+#: every request on the wire in turn: measured with httpx, at 64 (and 16 downloads) the
+#: in-flight run's loop lag p99 was 63-78 ms, at 48 and 12 50-53 ms, at 32 and 8 42-47 ms.
 #: A provider 300 ms away still gets about 100 requests a second.
 MAX_IN_FLIGHT: Final = 32
-#: Each connection is an httpx client (a pool) of its own, and a request goes to an idle
-#: one. httpcore scans its whole pool on every request it starts or finishes and asks each
-#: connection whether it has expired, which costs a system call (``getpeername``) and a
-#: dict of socket attributes per connection: measured against the simulator, 1,000 polls
-#: and 1,000 downloads cost 2.5-3.2 and 4.3 ms of CPU each through 4 pools of 16, 1.8-2.2
-#: and 1.9-2.3 through 16 of 4, and 1.4-1.6 and 1.3-1.6 through one connection a pool.
-POOL_LIMITS: Final = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 #: Image downloads (the provider's CDN) have connections of their own, so a burst of
 #: downloads never queues the API's polls behind it; fewer at once (a download is large, and
 #: a burst of them starved the polls that free slots: measured, 64 was worse than 16; see
 #: MAX_IN_FLIGHT for why 8).
 MAX_DOWNLOADS: Final = 8
 MAX_DOWNLOAD_BYTES: Final = 50 * 1024 * 1024
-USER_AGENT: Final = "tmbot/0.1 (+httpx)"
+USER_AGENT: Final = "tmbot/0.1"
 
 EXPIRED_MESSAGE: Final = "The image link expired before it could be fetched."
 
-# A header value must be printable ASCII; anything else would make httpx/h11 raise with the
-# value (the key) in the exception text.
+# A header value must be printable ASCII; anything else would make an HTTP library raise
+# with the value (the key) in the exception text.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
 _REQUIRED_KEYS = frozenset(
@@ -133,23 +131,6 @@ def resolve_base_url(explicit: str | None, *, env_var: str, default: str) -> str
     return raw
 
 
-def make_client(
-    timeout: float = DEFAULT_TIMEOUT,
-    *,
-    limits: httpx.Limits = POOL_LIMITS,
-    verify: ssl.SSLContext | None = None,
-) -> httpx.AsyncClient:
-    """An AsyncClient a provider client owns when none is injected. Clients made together
-    should share ``verify`` (one TLS context: building one reads every CA certificate)."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout),
-        limits=limits,
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
-        verify=verify if verify is not None else tls_context(),
-    )
-
-
 def tls_context() -> ssl.SSLContext:
     """A TLS context that checks servers against the CA bundle httpx itself uses."""
     return ssl.create_default_context(cafile=certifi.where())
@@ -158,7 +139,23 @@ def tls_context() -> ssl.SSLContext:
 # --- reading error answers -------------------------------------------------------------
 
 
-def _json_or_none(response: httpx.Response) -> object:
+class Reply(Protocol):
+    """An answer read whole: a transport's :class:`Answer`, or an ``httpx.Response``."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def _json_or_none(response: Reply) -> object:
     try:
         return json.loads(response.content)
     except (ValueError, RecursionError):
@@ -209,7 +206,7 @@ def find_amounts(data: object, text: str | None = None) -> tuple[float | None, f
     return required, available
 
 
-def parse_retry_after(response: httpx.Response, data: object = None) -> float | None:
+def parse_retry_after(response: Reply, data: object = None) -> float | None:
     """Seconds to wait from ``Retry-After`` (delta-seconds or an HTTP-date, measured against
     the answer's own ``Date`` header when present), else a ``retry_after`` body field."""
     header = response.headers.get("retry-after")
@@ -272,9 +269,7 @@ def _credits_error(
     return InsufficientCredits(text, status=status, required=need, available=have)
 
 
-def error_for_response(
-    response: httpx.Response, *, label: str, key: ApiKey | None = None
-) -> ProviderError:
+def error_for_response(response: Reply, *, label: str, key: ApiKey | None = None) -> ProviderError:
     """The error for a non-2xx answer (also used for tests of the mapping itself)."""
     status = response.status_code
     data = _json_or_none(response)
@@ -343,7 +338,7 @@ def auth_headers(key: ApiKey, label: str) -> dict[str, str]:
 
 
 class ProviderHttp:
-    """One provider's base URL and AsyncClient, with error mapping built in."""
+    """One provider's base URL and transports, with error mapping built in."""
 
     def __init__(
         self,
@@ -356,27 +351,26 @@ class ProviderHttp:
     ) -> None:
         self.label = label
         self.base_url = base_url
-        self.timeout = httpx.Timeout(timeout)
         self.max_download_bytes = max_download_bytes
-        self._owns_client = client is None
+        self._api: Transport
+        self._downloads: Transport
         # an injected client (tests, a proxy) serves every request, downloads too
         if client is not None:
-            self._api = _Pools([client], MAX_IN_FLIGHT)
-            self._downloads = _Pools([client], MAX_DOWNLOADS)
+            self._api = self._downloads = HttpxTransport(client, timeout=timeout)
         else:
             tls = tls_context()
-            self._api = _Pools(
-                [make_client(timeout, verify=tls) for _ in range(MAX_IN_FLIGHT)], MAX_IN_FLIGHT
+            self._api = AiohttpTransport(
+                limit=MAX_IN_FLIGHT, timeout=timeout, tls=tls, user_agent=USER_AGENT
             )
-            self._downloads = _Pools(
-                [make_client(timeout, verify=tls) for _ in range(MAX_DOWNLOADS)], MAX_DOWNLOADS
+            self._downloads = AiohttpTransport(
+                limit=MAX_DOWNLOADS, timeout=timeout, tls=tls, user_agent=USER_AGENT
             )
+        self._api_slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._download_slots = asyncio.Semaphore(MAX_DOWNLOADS)
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            for client in [*self._api.clients, *self._downloads.clients]:
-                if not client.is_closed:
-                    await client.aclose()
+        await self._api.aclose()
+        await self._downloads.aclose()
 
     async def call(
         self,
@@ -389,44 +383,22 @@ class ProviderHttp:
         task_id: str | None = None,
     ) -> Mapping[str, object]:
         """Send one API request; return the JSON object of a 2xx answer or raise a
-        ProviderError (never an httpx error)."""
+        ProviderError (never a transport library's error)."""
         headers = auth_headers(key, self.label)
+        content: bytes | None = None
+        if json_body is not None:
+            content = json.dumps(
+                json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            headers["Content-Type"] = "application/json"
+        url = self.base_url + path + (f"?{urlencode(params)}" if params else "")
         what = f"{method} {path}" + (f" task={task_id}" if task_id else "")
         try:
-            async with self._api.client() as client:
-                response = await client.request(
-                    method,
-                    self.base_url + path,
-                    json=json_body,
-                    params=params,
-                    headers=headers,
-                    timeout=self.timeout,
-                )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # the request never left: safe to send again, and nothing can have been charged
-            log.debug("%s -> %s", what, type(exc).__name__)
-            raise ProviderUnavailable(
-                f"Could not reach {self.label} at {_origin(self.base_url)} (connection failed); "
-                "nothing was sent, so nothing was charged.",
-                unreachable=True,
-            ) from None
-        except httpx.PoolTimeout as exc:
-            # waited for a free connection of our own: the request never left either
-            log.debug("%s -> %s", what, type(exc).__name__)
-            raise ProviderUnavailable(f"Could not reach {self.label} (busy).") from None
-        except httpx.TimeoutException as exc:
-            log.debug("%s -> %s", what, type(exc).__name__)
-            raise ProviderUnavailable(
-                f"{self.label} did not answer in time.", maybe_received=True
-            ) from None
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
-            log.debug("%s -> %s", what, type(exc).__name__)
-            raise ProviderUnavailable(
-                f"Could not reach {self.label} (connection failed).", maybe_received=True
-            ) from None
-        except RuntimeError as exc:  # e.g. the client was closed under us
-            log.warning("%s -> %s", what, type(exc).__name__)
-            raise ProviderUnavailable(f"Could not reach {self.label} (client closed).") from None
+            async with self._api_slots:
+                response = await self._api.send(method, url, headers=headers, content=content)
+        except WireFailure as failure:
+            log.debug("%s -> %s", what, failure.cause)
+            raise self._unavailable(failure) from None
         status = response.status_code
         log.debug("%s -> %s", what, status)
         if not 200 <= status < 300:
@@ -440,6 +412,23 @@ class ProviderHttp:
             )
         return data
 
+    def _unavailable(self, failure: WireFailure) -> ProviderUnavailable:
+        if failure.kind is Failure.UNSENT:
+            # the request never left: safe to send again, and nothing can have been charged
+            return ProviderUnavailable(
+                f"Could not reach {self.label} at {_origin(self.base_url)} (connection failed); "
+                "nothing was sent, so nothing was charged.",
+                unreachable=True,
+            )
+        if failure.kind is Failure.CLOSED:
+            log.warning("%s client closed under a request", self.label)
+            return ProviderUnavailable(f"Could not reach {self.label} (client closed).")
+        if failure.kind is Failure.TIMEOUT:
+            return ProviderUnavailable(f"{self.label} did not answer in time.", maybe_received=True)
+        return ProviderUnavailable(
+            f"Could not reach {self.label} (connection failed).", maybe_received=True
+        )
+
     async def download(self, url: str) -> bytes:
         """GET ``url`` without auth, following redirects, at most ``max_download_bytes``."""
         try:
@@ -450,10 +439,7 @@ class ProviderHttp:
             raise _permanent(DownloadFailed("The image link is not a web address."))
         where = f"GET {parsed.host}{parsed.path}"  # no query: it may hold a signature
         try:
-            async with (
-                self._downloads.client() as client,
-                client.stream("GET", url, follow_redirects=True, timeout=self.timeout) as response,
-            ):
+            async with self._download_slots, self._downloads.stream(url) as response:
                 status = response.status_code
                 log.debug("%s -> %s", where, status)
                 if status in (403, 404, 410):
@@ -467,44 +453,20 @@ class ProviderHttp:
                     raise _too_big(self.max_download_bytes)
                 chunks: list[bytes] = []
                 size = 0
-                async for chunk in response.aiter_bytes():
+                async for chunk in response.chunks():
                     size += len(chunk)
                     if size > self.max_download_bytes:
                         raise _too_big(self.max_download_bytes)
                     chunks.append(chunk)
-        except DownloadFailed:
-            raise
-        except httpx.TimeoutException as exc:
-            log.debug("%s -> %s", where, type(exc).__name__)
-            raise DownloadFailed("The image download timed out.") from None
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, RuntimeError) as exc:
-            log.debug("%s -> %s", where, type(exc).__name__)
+        except WireFailure as failure:
+            log.debug("%s -> %s", where, failure.cause)
+            if failure.kind is Failure.TIMEOUT:
+                raise DownloadFailed("The image download timed out.") from None
             raise DownloadFailed("The image could not be fetched (connection failed).") from None
         body = b"".join(chunks)
         if not body:
             raise DownloadFailed("The image link returned an empty file.", status=status)
         return body
-
-
-class _Pools:
-    """Several httpx clients used as one: at most ``limit`` requests on the wire, each on the
-    client with the fewest (see :data:`POOL_LIMITS`)."""
-
-    def __init__(self, clients: list[httpx.AsyncClient], limit: int) -> None:
-        self.clients = clients
-        self._busy = [0] * len(clients)
-        self._limit = asyncio.Semaphore(limit)
-
-    @contextlib.asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
-        async with self._limit:
-            busy = self._busy
-            pick = busy.index(min(busy))
-            busy[pick] += 1
-            try:
-                yield self.clients[pick]
-            finally:
-                busy[pick] -= 1
 
 
 def _permanent(error: DownloadFailed) -> DownloadFailed:
