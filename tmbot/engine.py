@@ -661,6 +661,11 @@ class Engine:
         return gen
 
     def _launch(self, gen: Generation, key: ApiKey, lane: str) -> None:
+        if gen.id in self._jobs:
+            # already running here: a look for work (resume) may launch a brief between its
+            # acceptance and the lane's lease coming back to it; a second job would race the
+            # first, and its end would unlist the first, which a later look would then fail
+            return
         elapsed = 0.0
         if gen.submitted_at is not None:
             elapsed = max(0.0, self._now() - gen.submitted_at) * self.clock.scale
@@ -689,8 +694,10 @@ class Engine:
         self._idle.clear()
         task.add_done_callback(functools.partial(self._finished, gen.id))
 
-    def _finished(self, generation_id: str, _task: asyncio.Task[None]) -> None:
-        self._jobs.pop(generation_id, None)
+    def _finished(self, generation_id: str, task: asyncio.Task[None]) -> None:
+        running = self._jobs.get(generation_id)
+        if running is not None and running.task is task:
+            del self._jobs[generation_id]
         if not self._jobs:
             self._idle.set()
 
