@@ -20,7 +20,7 @@ import enum
 import functools
 import ssl
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -60,16 +60,21 @@ class Answer:
         return self.content.decode("utf-8", errors="replace")
 
 
-class Body(Protocol):
-    """An answer whose body is still on the wire (a download)."""
+@dataclass(frozen=True)
+class Body:
+    """An answer whose body is still on the wire (a download): ``chunks()`` reads it."""
 
-    @property
-    def status_code(self) -> int: ...
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive
+    chunks: Callable[[], AsyncIterator[bytes]]
 
-    @property
-    def headers(self) -> Mapping[str, str]: ...
 
-    def chunks(self) -> AsyncIterator[bytes]: ...
+async def _reading(
+    chunks: AsyncIterator[bytes], failures: Callable[[], contextlib.AbstractContextManager[None]]
+) -> AsyncIterator[bytes]:
+    with failures():
+        async for chunk in chunks:
+            yield chunk
 
 
 class Transport(Protocol):
@@ -151,7 +156,11 @@ class AiohttpTransport:
             async with session.get(
                 target, allow_redirects=True, max_redirects=20, proxy=proxy
             ) as response:
-                yield _AiohttpBody(response)
+                yield Body(
+                    response.status,
+                    response.headers,
+                    lambda: _reading(response.content.iter_any(), aiohttp_failures),
+                )
 
     async def aclose(self) -> None:
         self._closed = True
@@ -166,24 +175,6 @@ def env_proxy(scheme: str, host: str) -> str | None:
     if not host or urllib.request.proxy_bypass(host):
         return None
     return urllib.request.getproxies().get(scheme)
-
-
-class _AiohttpBody:
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-
-    @property
-    def status_code(self) -> int:
-        return self._response.status
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        with aiohttp_failures():
-            async for chunk in self._response.content.iter_any():
-                yield chunk
 
 
 @contextlib.contextmanager
@@ -225,28 +216,14 @@ class HttpxTransport:
             async with self._client.stream(
                 "GET", url, follow_redirects=True, timeout=self._timeout
             ) as response:
-                yield _HttpxBody(response)
+                yield Body(
+                    response.status_code,
+                    response.headers,
+                    lambda: _reading(response.aiter_bytes(), httpx_failures),
+                )
 
     async def aclose(self) -> None:
         return None
-
-
-class _HttpxBody:
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-
-    @property
-    def status_code(self) -> int:
-        return self._response.status_code
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        with httpx_failures():
-            async for chunk in self._response.aiter_bytes():
-                yield chunk
 
 
 @contextlib.contextmanager
