@@ -662,9 +662,10 @@ class Engine:
 
     def _launch(self, gen: Generation, key: ApiKey, lane: str) -> None:
         if gen.id in self._jobs:
-            # already running here: a look for work (resume) may launch a brief between its
-            # acceptance and the lane's lease coming back to it; a second job would race the
-            # first, and its end would unlist the first, which a later look would then fail
+            # already running here: a look for work (resume) can find a brief between its
+            # acceptance and its launch (while the key's guard is given back) and launch it
+            # first; a second job would race it, and its end would unlist the first, which
+            # a later look would then fail as "restarted while sending"
             return
         elapsed = 0.0
         if gen.submitted_at is not None:
