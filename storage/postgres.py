@@ -1007,13 +1007,25 @@ class PostgresStore:
                     return None
             return await self._append(conn, generation_id, None, events)
 
-    async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
-        found = await self._fetch(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
-            " WHERE platform = $1 AND done_at IS NULL ORDER BY id LIMIT $2",
-            platform,
-            limit,
-        )
+    async def pending_events(
+        self, platform: str, *, limit: int, generation_id: str | None = None
+    ) -> list[OutboxEntry]:
+        if generation_id is None:
+            found = await self._fetch(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
+                " WHERE platform = $1 AND done_at IS NULL ORDER BY id LIMIT $2",
+                platform,
+                limit,
+            )
+        else:
+            found = await self._fetch(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
+                " WHERE generation_id = $3 AND platform = $1 AND done_at IS NULL"
+                " ORDER BY id LIMIT $2",
+                platform,
+                limit,
+                generation_id,
+            )
         return [rows.outbox_entry_from_row(row) for row in found]
 
     async def event_blob(self, entry_id: int) -> bytes | None:

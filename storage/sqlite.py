@@ -1077,12 +1077,22 @@ class SqliteStore:
 
         return await self._write(run)
 
-    async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
-        rows = await self._fetch(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
-            " WHERE platform = ? AND done_at IS NULL ORDER BY id LIMIT ?",
-            (platform, limit),
-        )
+    async def pending_events(
+        self, platform: str, *, limit: int, generation_id: str | None = None
+    ) -> list[OutboxEntry]:
+        if generation_id is None:
+            rows = await self._fetch(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
+                " WHERE platform = ? AND done_at IS NULL ORDER BY id LIMIT ?",
+                (platform, limit),
+            )
+        else:
+            rows = await self._fetch(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
+                " WHERE generation_id = ? AND platform = ? AND done_at IS NULL"
+                " ORDER BY id LIMIT ?",
+                (generation_id, platform, limit),
+            )
         return [_outbox_entry_from_row(row) for row in rows]
 
     async def event_blob(self, entry_id: int) -> bytes | None:

@@ -514,6 +514,10 @@ async def test_events_are_numbered_per_generation_and_stored_with_the_row(
         e.id for e in pending[:2]
     ]
     assert await store.pending_events("discord", limit=10) == []
+    only_g1 = await store.pending_events("slack", limit=10, generation_id="g1")
+    assert [(e.generation_id, e.seq) for e in only_g1] == [("g1", 1), ("g1", 2), ("g1", 3)]
+    assert await store.pending_events("slack", limit=1, generation_id="g2") == [pending[2]]
+    assert await store.pending_events("discord", limit=10, generation_id="g1") == []
     assert await store.insert_generation(make_generation("g3")) == []
     with pytest.raises(NotFound):
         await store.add_events("ghost", [NewEvent("accepted")])

@@ -155,8 +155,10 @@ class Dispatcher:
             if generation.id in self._held:
                 # Claimed since the push (here or by a round meanwhile): the previous
                 # holder may have handed these over (and released the claim after recording
-                # it), so what is left is read again, never taken from memory.
-                self.wake()
+                # it), so what is left of this generation is read again, now that the claim
+                # is held. What is still waiting of the pushed events is then taken from
+                # memory (the row as written and the image), not read back one by one.
+                await self._take_waiting(generation, events)
             else:  # another process hands this generation's events over: it looks again
                 await self._coordinator.poke(self.platform)
         except asyncio.CancelledError:
@@ -164,6 +166,22 @@ class Dispatcher:
         except Exception:
             log.exception("could not claim events of generation %s", generation.id)
             self.wake()  # the store has them: a round tries again
+
+    async def _take_waiting(
+        self, generation: Generation, events: Sequence[tuple[OutboxEntry, NewEvent]]
+    ) -> None:
+        waiting = await self.store.pending_events(
+            self.platform, limit=self.policy.batch, generation_id=generation.id
+        )
+        pushed = {entry.id: event for entry, event in events}
+        for entry in waiting:
+            event = pushed.get(entry.id)
+            if event is None:  # an earlier event, left by another holder: read when due
+                self._enqueue(_Item(entry))
+            else:
+                self._enqueue(_Item(entry, generation, event.blob))
+        if len(waiting) >= self.policy.batch:
+            self.wake()  # a round reads the rest
 
     def _drop_replaced(self, generation_id: str, kinds: tuple[str, ...]) -> None:
         """The store marked these done when the newer event was written: forget them too

@@ -177,9 +177,11 @@ class Store(Protocol):
         its stored status is ``expect`` (when given): the stored events, or None (nothing
         written)."""
 
-    async def pending_events(self, platform: str, *, limit: int) -> list[OutboxEntry]:
+    async def pending_events(
+        self, platform: str, *, limit: int, generation_id: str | None = None
+    ) -> list[OutboxEntry]:
         """Events of ``platform`` not yet done, oldest first per generation (by ``seq``),
-        at most ``limit``; without their blobs."""
+        at most ``limit``; without their blobs. Only ``generation_id``'s when given."""
 
     async def event_blob(self, entry_id: int) -> bytes | None: ...
 
